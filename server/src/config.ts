@@ -1,0 +1,135 @@
+import { z } from "zod";
+
+/**
+ * Environment → one typed, validated configuration object. Every problem is
+ * reported at once, naming the variable, so a misconfigured deployment fails
+ * at start instead of at the first request.
+ */
+const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
+
+const flag = (fallback: boolean) =>
+  z
+    .enum(["1", "0", "true", "false", "yes", "no", "on", "off", ""])
+    .optional()
+    .transform((v) =>
+      v === undefined || v === "" ? fallback : ["1", "true", "yes", "on"].includes(v),
+    );
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === "" ? undefined : v.trim()));
+
+const EnvSchema = z
+  .object({
+    PORT: port(8080),
+    GRPC_PORT: port(50051),
+    HOST: z.string().min(1).default("127.0.0.1"),
+    DATABASE_URL: optionalString.refine(
+      (v) => v === undefined || /^(mysql|mariadb):\/\//.test(v),
+      "must be a mysql:// (or mariadb://) URL, e.g. mysql://user:pass@127.0.0.1:3306/groups",
+    ),
+    SQLITE_PATH: z.string().min(1).default("./data/groups.sqlite"),
+    MIGRATE_ON_START: flag(true),
+    DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(1000).default(16),
+    DATABASE_POOL_QUEUE_LIMIT: z.coerce.number().int().min(0).max(100000).default(256),
+    NATS_URL: optionalString,
+    NATS_STREAM: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and - only")
+      .default("GROUPS_EVENTS"),
+    NATS_SUBJECT_PREFIX: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "dot-separated tokens without wildcards")
+      .default("groups.v1"),
+    AUTH_BOOTSTRAP_KEY: optionalString,
+    AUTH_DISABLED: flag(false),
+    JWT_JWKS_URL: optionalString,
+    JWT_ISSUER: optionalString,
+    JWT_AUDIENCE: optionalString,
+    CORS_ALLOWED_ORIGINS: z
+      .string()
+      .optional()
+      .transform((v) =>
+        (v ?? "")
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean),
+      ),
+    LOG_LEVEL: z
+      .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
+      .default("info"),
+  })
+  .superRefine((env, ctx) => {
+    const jwt = [env.JWT_JWKS_URL, env.JWT_ISSUER, env.JWT_AUDIENCE];
+    if (jwt.some(Boolean) && !jwt.every(Boolean)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["JWT_JWKS_URL"],
+        message: "JWT_JWKS_URL, JWT_ISSUER and JWT_AUDIENCE must be set together",
+      });
+    }
+  });
+
+export type Env = z.input<typeof EnvSchema>;
+
+export interface Config {
+  host: string;
+  port: number;
+  grpcPort: number;
+  database:
+    | { kind: "mysql"; url: string; poolSize: number; poolQueueLimit: number }
+    | { kind: "sqlite"; path: string };
+  migrateOnStart: boolean;
+  nats: { url?: string; stream: string; subjectPrefix: string };
+  auth: {
+    disabled: boolean;
+    bootstrapKey?: string;
+    jwt?: { jwksUrl: string; issuer: string; audience: string };
+  };
+  corsAllowedOrigins: string[];
+  logLevel: string;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Reads the configuration from `env` (defaults to process.env); throws ConfigError listing every problem. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) => `${i.path.join(".") || "environment"}: ${i.message}`),
+    );
+  }
+  const e = parsed.data;
+  return {
+    host: e.HOST,
+    port: e.PORT,
+    grpcPort: e.GRPC_PORT,
+    database: e.DATABASE_URL
+      ? {
+          kind: "mysql",
+          url: e.DATABASE_URL.replace(/^mariadb:/, "mysql:"),
+          poolSize: e.DATABASE_POOL_SIZE,
+          poolQueueLimit: e.DATABASE_POOL_QUEUE_LIMIT,
+        }
+      : { kind: "sqlite", path: e.SQLITE_PATH },
+    migrateOnStart: e.MIGRATE_ON_START,
+    nats: { url: e.NATS_URL, stream: e.NATS_STREAM, subjectPrefix: e.NATS_SUBJECT_PREFIX },
+    auth: {
+      disabled: e.AUTH_DISABLED,
+      bootstrapKey: e.AUTH_BOOTSTRAP_KEY,
+      jwt:
+        e.JWT_JWKS_URL && e.JWT_ISSUER && e.JWT_AUDIENCE
+          ? { jwksUrl: e.JWT_JWKS_URL, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE }
+          : undefined,
+    },
+    corsAllowedOrigins: e.CORS_ALLOWED_ORIGINS,
+    logLevel: e.LOG_LEVEL,
+  };
+}

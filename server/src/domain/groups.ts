@@ -1,0 +1,445 @@
+import { createHash } from "node:crypto";
+import type { EntityManager } from "typeorm";
+import type { Database } from "../store/database.js";
+import { isDuplicateKey, isMissingParent } from "../store/errors.js";
+import * as groupMembers from "../store/group-members.js";
+import * as groups from "../store/groups.js";
+import * as idempotency from "../store/idempotency.js";
+import * as memberships from "../store/memberships.js";
+import * as orgs from "../store/organizations.js";
+import { appendEvents } from "../store/outbox.js";
+import {
+  DomainError,
+  groupNotFound,
+  invalidArgument,
+  membershipNotFound,
+  organizationNotFound,
+  type FieldViolation,
+} from "./errors.js";
+import { groupEvent, memberEvent } from "./event-builders.js";
+import { newId } from "./ids.js";
+import { etagOf, type Group, type Membership, type Page } from "./model.js";
+import { cursorOf, parsePage, type PageInput } from "./pagination.js";
+import type { Reaper } from "./reaper.js";
+import { Violations } from "./validation.js";
+
+export const GROUP_NAME_MAX = 256;
+export const GROUP_DESCRIPTION_MAX = 150;
+export const REQUEST_ID_MAX = 128;
+export const BATCH_MAX = 1000;
+export const CHECK_MAX = 100;
+export const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
+
+interface GroupRef {
+  organizationId: string;
+  groupId: string;
+}
+
+const etagMismatch = (group: Group) =>
+  new DomainError("aborted", "ETAG_MISMATCH", "the group changed since the etag was read", [], {
+    etag: etagOf(group),
+  });
+
+const reviveGroup = (json: string): Group => {
+  const g = JSON.parse(json) as Group;
+  return { ...g, createdAt: new Date(g.createdAt), updatedAt: new Date(g.updatedAt) };
+};
+
+/** Groups and their members: the rules of GroupsService. */
+export class Groups {
+  constructor(
+    private readonly db: Database,
+    private readonly reaper: Reaper,
+  ) {}
+
+  async create(input: {
+    organizationId: string;
+    name: string;
+    description: string;
+    requestId: string;
+  }): Promise<Group> {
+    const v = new Violations();
+    v.id("organization_id", "organization", input.organizationId);
+    const name = v.text("name", input.name, { min: 1, max: GROUP_NAME_MAX, trim: true });
+    const description = v.text("description", input.description, {
+      min: 0,
+      max: GROUP_DESCRIPTION_MAX,
+      trim: false,
+    });
+    const requestId =
+      input.requestId === ""
+        ? undefined
+        : v.token("request_id", input.requestId, { min: 1, max: REQUEST_ID_MAX });
+    if (requestId !== undefined && !/^[\x21-\x7e]+$/.test(requestId)) {
+      v.add("request_id", "must be printable ASCII without spaces");
+    }
+    v.throwIfAny();
+    const requestHash = createHash("sha256")
+      .update(JSON.stringify([name, description]))
+      .digest("hex");
+
+    const attempt = () =>
+      this.db.transaction(async (tx) => {
+        await this.requireOrganization(tx, input.organizationId);
+        const at = new Date();
+        if (requestId !== undefined) {
+          const key = await idempotency.findIdempotencyKey(
+            tx,
+            input.organizationId,
+            requestId,
+            new Date(at.getTime() - IDEMPOTENCY_WINDOW_MS),
+          );
+          if (key) {
+            if (key.requestHash !== requestHash) {
+              throw new DomainError(
+                "invalid_argument",
+                "IDEMPOTENCY_KEY_REUSED",
+                "request_id was already used with different parameters",
+                [
+                  {
+                    field: "request_id",
+                    description: "was already used with different parameters",
+                  },
+                ],
+              );
+            }
+            return reviveGroup(key.response);
+          }
+        }
+        const group: Group = {
+          id: newId("group"),
+          organizationId: input.organizationId,
+          name,
+          description: description === "" ? null : description,
+          memberCount: 0,
+          version: 1,
+          createdAt: at,
+          updatedAt: at,
+        };
+        await groups.insertGroup(tx, group);
+        if (requestId !== undefined) {
+          await idempotency.saveIdempotencyKey(tx, {
+            organizationId: group.organizationId,
+            requestId,
+            requestHash,
+            response: JSON.stringify(group),
+            createdAt: at,
+          });
+        }
+        await appendEvents(tx, [groupEvent("group.created", group, "api")]);
+        return group;
+      });
+    try {
+      return await attempt();
+    } catch (err) {
+      // Two first uses of one request_id raced: the loser now finds the winner's answer.
+      if (isDuplicateKey(err, "PRIMARY") && requestId !== undefined) return attempt();
+      if (isMissingParent(err)) throw organizationNotFound(input.organizationId);
+      throw err;
+    }
+  }
+
+  async get(ref: GroupRef): Promise<Group> {
+    this.validateRef(ref).throwIfAny();
+    return this.requireLiveGroup(this.db.reader, ref);
+  }
+
+  async list(input: { organizationId: string } & PageInput): Promise<Page<Group>> {
+    const v = new Violations();
+    v.id("organization_id", "organization", input.organizationId);
+    const page = parsePage(v, input, "group");
+    v.throwIfAny();
+    await this.requireOrganization(this.db.reader, input.organizationId);
+    const cursor = cursorOf(page);
+    if (
+      cursor &&
+      !(await groups.groupInOrganization(this.db.reader, input.organizationId, cursor.id))
+    ) {
+      throw invalidArgument([
+        { field: cursor.field, description: "does not name a group of this organization" },
+      ]);
+    }
+    return groups.listGroups(this.db.reader, input.organizationId, page);
+  }
+
+  async update(
+    input: GroupRef & { name?: string; description?: string; etag: string },
+  ): Promise<Group> {
+    const v = this.validateRef(input);
+    const name =
+      input.name === undefined
+        ? undefined
+        : v.text("name", input.name, { min: 1, max: GROUP_NAME_MAX, trim: true });
+    const description =
+      input.description === undefined
+        ? undefined
+        : v.text("description", input.description, {
+            min: 0,
+            max: GROUP_DESCRIPTION_MAX,
+            trim: false,
+          });
+    v.throwIfAny();
+    return this.db.transaction(async (tx) => {
+      const group = await this.requireLiveGroup(tx, input, { lock: true });
+      if (input.etag !== "" && input.etag !== etagOf(group)) throw etagMismatch(group);
+      const previous: { name?: string; description?: string | null } = {};
+      const next = { ...group };
+      if (name !== undefined && name !== group.name) {
+        previous.name = group.name;
+        next.name = name;
+      }
+      const newDescription =
+        description === undefined ? undefined : description === "" ? null : description;
+      if (newDescription !== undefined && newDescription !== group.description) {
+        previous.description = group.description;
+        next.description = newDescription;
+      }
+      if (Object.keys(previous).length === 0) return group;
+      next.version = group.version + 1;
+      next.updatedAt = new Date();
+      await groups.updateGroup(tx, group.id, {
+        name: next.name,
+        description: next.description,
+        version: next.version,
+        updatedAt: next.updatedAt,
+      });
+      await appendEvents(tx, [groupEvent("group.updated", next, "api", previous)]);
+      return next;
+    });
+  }
+
+  /** Hides the group and emits group.deleted; the reaper removes its links in chunks. */
+  async delete(input: GroupRef & { etag: string }): Promise<void> {
+    this.validateRef(input).throwIfAny();
+    await this.db.transaction(async (tx) => {
+      const group = await this.requireLiveGroup(tx, input, { lock: true });
+      if (input.etag !== "" && input.etag !== etagOf(group)) throw etagMismatch(group);
+      await groups.markGroupDeleted(tx, group.id, new Date());
+      await appendEvents(tx, [groupEvent("group.deleted", group, "api")]);
+    });
+    this.reaper.wake();
+  }
+
+  async addMember(
+    input: GroupRef & { membershipId: string },
+  ): Promise<{ group: Group; added: boolean }> {
+    const v = this.validateRef(input);
+    v.id("organization_membership_id", "membership", input.membershipId);
+    v.throwIfAny();
+    const { group, changed } = await this.changeMembers(input, [input.membershipId], "add");
+    return { group, added: changed.length > 0 };
+  }
+
+  async removeMember(
+    input: GroupRef & { membershipId: string; allowMissing: boolean },
+  ): Promise<{ group: Group; removed: boolean }> {
+    const v = this.validateRef(input);
+    v.id("organization_membership_id", "membership", input.membershipId);
+    v.throwIfAny();
+    const { group, changed } = await this.changeMembers(
+      input,
+      [input.membershipId],
+      "remove",
+      (group) => {
+        if (!input.allowMissing) {
+          throw new DomainError(
+            "not_found",
+            "GROUP_MEMBERSHIP_NOT_FOUND",
+            `${input.membershipId} is not a member of ${group.id}`,
+            [],
+            { group_id: group.id, organization_membership_id: input.membershipId },
+          );
+        }
+      },
+    );
+    return { group, removed: changed.length > 0 };
+  }
+
+  async batchAdd(input: GroupRef & { membershipIds: string[] }) {
+    const ids = this.validateBatch(input);
+    const { group, changed } = await this.changeMembers(input, ids, "add");
+    const added = new Set(changed);
+    return { group, results: ids.map((id) => ({ membershipId: id, changed: added.has(id) })) };
+  }
+
+  async batchRemove(input: GroupRef & { membershipIds: string[] }) {
+    const ids = this.validateBatch(input);
+    const { group, changed } = await this.changeMembers(input, ids, "remove");
+    const removed = new Set(changed);
+    return { group, results: ids.map((id) => ({ membershipId: id, changed: removed.has(id) })) };
+  }
+
+  async listMembers(input: GroupRef & PageInput): Promise<Page<Membership>> {
+    const v = this.validateRef(input);
+    const page = parsePage(v, input, "membership");
+    v.throwIfAny();
+    await this.requireLiveGroup(this.db.reader, input);
+    const cursor = cursorOf(page);
+    if (
+      cursor &&
+      !(await memberships.membershipMatches(this.db.reader, cursor.id, {
+        organizationId: input.organizationId,
+      }))
+    ) {
+      throw invalidArgument([
+        { field: cursor.field, description: "does not name a membership of this organization" },
+      ]);
+    }
+    return groupMembers.listGroupMembers(this.db.reader, input.groupId, page);
+  }
+
+  async listForMembership(input: { membershipId: string } & PageInput): Promise<Page<Group>> {
+    const v = new Violations();
+    v.id("organization_membership_id", "membership", input.membershipId);
+    const page = parsePage(v, input, "group");
+    v.throwIfAny();
+    const m = await memberships.findMembership(this.db.reader, input.membershipId);
+    if (!m) throw membershipNotFound(input.membershipId);
+    const cursor = cursorOf(page);
+    if (
+      cursor &&
+      !(await groups.groupInOrganization(this.db.reader, m.organizationId, cursor.id))
+    ) {
+      throw invalidArgument([
+        { field: cursor.field, description: "does not name a group of this organization" },
+      ]);
+    }
+    return groupMembers.listGroupsOfMember(this.db.reader, m.id, page);
+  }
+
+  /** The subset of `groupIds` (in request order, without repeats) the membership belongs to. */
+  async check(input: { membershipId: string; groupIds: string[] }): Promise<string[]> {
+    const v = new Violations();
+    v.id("organization_membership_id", "membership", input.membershipId);
+    if (input.groupIds.length === 0) v.add("group_ids", "at least one group id is required");
+    if (input.groupIds.length > CHECK_MAX)
+      v.add("group_ids", `at most ${CHECK_MAX} group ids are allowed`);
+    input.groupIds.forEach((id, i) => v.id(`group_ids[${i}]`, "group", id));
+    v.throwIfAny();
+    const m = await memberships.findMembership(this.db.reader, input.membershipId);
+    if (!m) throw membershipNotFound(input.membershipId);
+    const member = await groupMembers.memberOfGroups(this.db.reader, m.id, [
+      ...new Set(input.groupIds),
+    ]);
+    return [...new Set(input.groupIds)].filter((id) => member.has(id));
+  }
+
+  /**
+   * The one path every add and remove takes: lock the group, check every
+   * membership (all-or-nothing), change the links that need it, fix
+   * member_count, and write one event per link changed — last, in the same
+   * transaction.
+   */
+  private async changeMembers(
+    ref: GroupRef,
+    membershipIds: string[],
+    op: "add" | "remove",
+    onNoChange?: (group: Group) => void,
+  ): Promise<{ group: Group; changed: string[] }> {
+    try {
+      return await this.db.transaction(async (tx) => {
+        const group = await this.requireLiveGroup(tx, ref, { lock: true });
+        const found = await memberships.findMemberships(tx, membershipIds);
+        const single = membershipIds.length === 1;
+        const field = (i: number) =>
+          single ? "organization_membership_id" : `organization_membership_ids[${i}]`;
+        const missing: FieldViolation[] = [];
+        const foreign: FieldViolation[] = [];
+        membershipIds.forEach((id, i) => {
+          const m = found.get(id);
+          if (!m) missing.push({ field: field(i), description: `membership ${id} does not exist` });
+          else if (m.organizationId !== ref.organizationId) {
+            foreign.push({
+              field: field(i),
+              description: `membership ${id} belongs to another organization`,
+            });
+          }
+        });
+        if (missing.length > 0) {
+          throw new DomainError(
+            "not_found",
+            "ORGANIZATION_MEMBERSHIP_NOT_FOUND",
+            `organization membership not found: ${missing.length === 1 ? membershipIds[0] : `${missing.length} ids`}`,
+            single ? [] : missing,
+            single ? { id: membershipIds[0] } : {},
+          );
+        }
+        if (foreign.length > 0) {
+          throw new DomainError(
+            "failed_precondition",
+            "MEMBERSHIP_IN_OTHER_ORGANIZATION",
+            `membership${foreign.length === 1 ? "" : "s"} of another organization cannot join ${group.id}`,
+            single ? [] : foreign,
+          );
+        }
+        const at = new Date();
+        const changed =
+          op === "add"
+            ? await groupMembers.insertGroupMemberships(tx, group, membershipIds, at)
+            : await groupMembers.deleteGroupMemberships(tx, group.id, membershipIds);
+        if (changed.length === 0) {
+          onNoChange?.(group);
+          return { group, changed };
+        }
+        const delta = op === "add" ? changed.length : -changed.length;
+        await groups.adjustMemberCount(tx, group.id, delta);
+        const type = op === "add" ? "group.member_added" : "group.member_removed";
+        await appendEvents(
+          tx,
+          changed.map((id) => memberEvent(type, group, found.get(id)!, "api")),
+        );
+        return { group: { ...group, memberCount: group.memberCount + delta }, changed };
+      });
+    } catch (err) {
+      // A membership deleted between our read and the insert (the foreign key caught it).
+      if (isMissingParent(err)) {
+        throw new DomainError(
+          "not_found",
+          "ORGANIZATION_MEMBERSHIP_NOT_FOUND",
+          "organization membership not found",
+        );
+      }
+      throw err;
+    }
+  }
+
+  private validateRef(ref: GroupRef): Violations {
+    const v = new Violations();
+    v.id("organization_id", "organization", ref.organizationId);
+    v.id("group_id", "group", ref.groupId);
+    return v;
+  }
+
+  private validateBatch(input: GroupRef & { membershipIds: string[] }): string[] {
+    const v = this.validateRef(input);
+    const ids = input.membershipIds;
+    if (ids.length === 0) v.add("organization_membership_ids", "at least one id is required");
+    if (ids.length > BATCH_MAX)
+      v.add("organization_membership_ids", `at most ${BATCH_MAX} ids are allowed`);
+    const seen = new Set<string>();
+    ids.slice(0, BATCH_MAX + 1).forEach((id, i) => {
+      v.id(`organization_membership_ids[${i}]`, "membership", id);
+      if (seen.has(id)) v.add(`organization_membership_ids[${i}]`, "is repeated");
+      seen.add(id);
+    });
+    v.throwIfAny();
+    return ids;
+  }
+
+  private async requireOrganization(db: EntityManager, organizationId: string): Promise<void> {
+    if (!(await orgs.organizationExists(db, organizationId)))
+      throw organizationNotFound(organizationId);
+  }
+
+  /** The live group of a live organization, or NOT_FOUND (a group of another organization is "not found" too). */
+  private async requireLiveGroup(
+    db: EntityManager,
+    ref: GroupRef,
+    opts: { lock?: boolean } = {},
+  ): Promise<Group> {
+    await this.requireOrganization(db, ref.organizationId);
+    const group = await groups.findGroup(db, ref.organizationId, ref.groupId, opts);
+    if (!group) throw groupNotFound(ref.groupId);
+    return group;
+  }
+}

@@ -1,0 +1,151 @@
+import type { Logger } from "pino";
+import type { Database } from "../store/database.js";
+import { isMissingParent, isRowReferenced } from "../store/errors.js";
+import * as groupMembers from "../store/group-members.js";
+import * as groups from "../store/groups.js";
+import * as idempotency from "../store/idempotency.js";
+import * as memberships from "../store/memberships.js";
+import * as orgs from "../store/organizations.js";
+import { appendEvents } from "../store/outbox.js";
+import { groupEvent } from "./event-builders.js";
+import { IDEMPOTENCY_WINDOW_MS } from "./groups.js";
+
+export interface ReaperOptions {
+  /** Rows deleted per transaction: bounds lock time and undo log size. */
+  chunkSize: number;
+  /** Groups deleted (with their events) per transaction. */
+  groupChunkSize: number;
+  /** How often it looks for work when nobody woke it. */
+  intervalMs: number;
+}
+
+/**
+ * Finishes deletions in the background, in bounded chunks: the group
+ * memberships of deleted groups, and everything of deleted organizations
+ * (group memberships, then groups with one `group.deleted` each, then
+ * memberships, then the row). Each chunk is its own transaction, so any
+ * replica can pick up where another stopped; row locks keep two replicas from
+ * emitting the same event.
+ */
+export class Reaper {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = true;
+
+  constructor(
+    private readonly db: Database,
+    private readonly log: Logger,
+    private readonly opts: ReaperOptions = {
+      chunkSize: 5000,
+      groupChunkSize: 200,
+      intervalMs: 5000,
+    },
+  ) {}
+
+  start(): void {
+    this.stopped = false;
+    this.timer = setInterval(() => this.wake(), this.opts.intervalMs);
+    this.timer.unref();
+    this.wake();
+  }
+
+  /** Runs a pass soon (coalesced with one already running). */
+  wake(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.runOnce()
+      .catch((err: unknown) => this.log.error({ err }, "reaper pass failed"))
+      .finally(() => {
+        this.running = undefined;
+        if (this.again) {
+          this.again = false;
+          this.wake();
+        }
+      });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.running;
+  }
+
+  /** One full pass; resolves when no deletion is left (or on stop). */
+  async runOnce(): Promise<void> {
+    for (const groupId of await groups.groupsBeingDeleted(this.db.reader, 100)) {
+      if (this.stopped) return;
+      await this.finishGroup(groupId);
+    }
+    for (const organizationId of await orgs.organizationsBeingDeleted(this.db.reader, 10)) {
+      if (this.stopped) return;
+      await this.finishOrganization(organizationId);
+    }
+    await this.db.transaction((tx) =>
+      idempotency.purgeIdempotencyKeys(
+        tx,
+        new Date(Date.now() - IDEMPOTENCY_WINDOW_MS),
+        this.opts.chunkSize,
+      ),
+    );
+  }
+
+  private async finishGroup(groupId: string): Promise<void> {
+    while (
+      !this.stopped &&
+      (await this.db.transaction((tx) =>
+        groupMembers.deleteMembershipsOfGroupChunk(tx, groupId, this.opts.chunkSize),
+      )) > 0
+    );
+    if (this.stopped) return;
+    await this.db.transaction((tx) => groups.deleteGroupRows(tx, [groupId]));
+  }
+
+  private async finishOrganization(organizationId: string): Promise<void> {
+    const { chunkSize, groupChunkSize } = this.opts;
+    const repeat = async (chunk: () => Promise<number>) => {
+      while (!this.stopped && (await chunk()) > 0);
+    };
+    await repeat(() =>
+      this.db.transaction((tx) =>
+        groupMembers.deleteMembershipsOfOrganizationChunk(tx, organizationId, chunkSize),
+      ),
+    );
+    await repeat(() =>
+      this.db.transaction(async (tx) => {
+        const chunk = await groups.lockGroupsOfOrganization(tx, organizationId, groupChunkSize);
+        const ids = chunk.map((g) => g.id);
+        // Links added by calls that raced the deletion go with their group.
+        await groupMembers.deleteMembershipsOfGroups(tx, ids);
+        await groups.deleteGroupRows(tx, ids);
+        await appendEvents(
+          tx,
+          chunk
+            .filter((g) => g.deletedAt === null)
+            .map(({ deletedAt: _d, ...g }) => groupEvent("group.deleted", g, "system")),
+        );
+        return chunk.length;
+      }),
+    );
+    await repeat(() =>
+      this.db.transaction((tx) =>
+        memberships.deleteMembershipsOfOrganization(tx, organizationId, chunkSize),
+      ),
+    );
+    if (this.stopped) return;
+    try {
+      await this.db.transaction(async (tx) => {
+        await idempotency.deleteIdempotencyKeysOfOrganization(tx, organizationId);
+        await orgs.deleteOrganizationRow(tx, organizationId);
+      });
+      this.log.info({ organizationId }, "organization deletion finished");
+    } catch (err) {
+      // A row was created under the organization while it was being emptied: the next pass removes it.
+      if (!isMissingParent(err) && !isRowReferenced(err)) throw err;
+      this.wake();
+    }
+  }
+}

@@ -1,0 +1,95 @@
+import { create, isMessage, toBinary, type DescMessage } from "@bufbuild/protobuf";
+import { anyPack, AnySchema, type Any } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import {
+  BadRequestSchema,
+  ErrorInfoSchema,
+} from "../../../clients/src/gen/google/rpc/error_details_pb.js";
+import { StatusSchema } from "../../../clients/src/gen/google/rpc/status_pb.js";
+import { DomainError, type ErrorKind } from "../domain/errors.js";
+import { isUnavailable } from "../store/errors.js";
+
+/** `google.rpc.ErrorInfo.domain` of every error this service raises. */
+export const ERROR_DOMAIN = "groups.v1";
+
+const CODE_OF: Record<ErrorKind, Code> = {
+  invalid_argument: Code.InvalidArgument,
+  not_found: Code.NotFound,
+  already_exists: Code.AlreadyExists,
+  failed_precondition: Code.FailedPrecondition,
+  aborted: Code.Aborted,
+  resource_exhausted: Code.ResourceExhausted,
+  unauthenticated: Code.Unauthenticated,
+  permission_denied: Code.PermissionDenied,
+  unavailable: Code.Unavailable,
+  deadline_exceeded: Code.DeadlineExceeded,
+};
+
+function connectError(
+  code: Code,
+  reason: string,
+  message: string,
+  extra: {
+    metadata?: Record<string, string>;
+    violations?: { field: string; description: string }[];
+  } = {},
+): ConnectError {
+  const details: { desc: DescMessage; value: Record<string, unknown> }[] = [
+    {
+      desc: ErrorInfoSchema,
+      value: { reason, domain: ERROR_DOMAIN, metadata: extra.metadata ?? {} },
+    },
+  ];
+  if (extra.violations?.length) {
+    details.push({ desc: BadRequestSchema, value: { fieldViolations: extra.violations } });
+  }
+  return new ConnectError(message, code, undefined, details);
+}
+
+/**
+ * The one place errors become wire errors: domain errors keep their kind and
+ * reason; an exhausted or unreachable database is UNAVAILABLE; anything else
+ * is INTERNAL with no internal detail, logged with its cause.
+ */
+export function toConnectError(err: unknown, log: Logger): ConnectError {
+  if (err instanceof DomainError) {
+    return connectError(CODE_OF[err.kind], err.reason, err.message, {
+      metadata: err.metadata,
+      violations: err.fieldViolations,
+    });
+  }
+  if (err instanceof ConnectError) {
+    if (err.details.length > 0) return err;
+    // Raised by the framework (e.g. an undecodable body): give it a reason too.
+    const reason = Code[err.code].replace(/(?<!^)([A-Z])/g, "_$1").toUpperCase();
+    return connectError(err.code, reason, err.rawMessage);
+  }
+  if (isUnavailable(err)) {
+    log.warn({ err }, "database unavailable");
+    return connectError(
+      Code.Unavailable,
+      "DATABASE_UNAVAILABLE",
+      "the database is unavailable, retry later",
+    );
+  }
+  log.error({ err }, "internal error");
+  return connectError(Code.Internal, "INTERNAL", "internal error");
+}
+
+/** A ConnectError's details as google.protobuf.Any, for the grpc-js front door's status details. */
+function detailsAsAny(err: ConnectError): Any[] {
+  return err.details.map((d) => {
+    if ("desc" in d)
+      return anyPack(d.desc, isMessage(d.value, d.desc) ? d.value : create(d.desc, d.value));
+    return create(AnySchema, { typeUrl: `type.googleapis.com/${d.type}`, value: d.value });
+  });
+}
+
+/** `grpc-status-details-bin`: a serialized google.rpc.Status with the same code, message and details. */
+export function statusDetailsBin(err: ConnectError): Uint8Array {
+  return toBinary(
+    StatusSchema,
+    create(StatusSchema, { code: err.code, message: err.rawMessage, details: detailsAsAny(err) }),
+  );
+}

@@ -1,0 +1,110 @@
+import { GroupsService } from "../../../clients/src/gen/groups/v1/groups_pb.js";
+import type { Groups } from "../domain/groups.js";
+import { listMetadata, pageInput, toGroup, toMembership } from "./convert.js";
+import type { Handlers } from "./pipeline.js";
+
+/** groups.v1.GroupsService: decode → domain → shape. No rules here. */
+export function groupsHandlers(groups: Groups): Handlers<typeof GroupsService> {
+  return {
+    async createGroup(req) {
+      const group = await groups.create({
+        organizationId: req.organizationId,
+        name: req.name,
+        description: req.description,
+        requestId: req.requestId,
+      });
+      return { group: toGroup(group) };
+    },
+    async getGroup(req) {
+      return { group: toGroup(await groups.get(req)) };
+    },
+    async listGroups(req) {
+      const page = await groups.list({ organizationId: req.organizationId, ...pageInput(req) });
+      return { groups: page.items.map(toGroup), listMetadata: listMetadata(page) };
+    },
+    async updateGroup(req) {
+      const group = await groups.update({
+        organizationId: req.organizationId,
+        groupId: req.groupId,
+        name: req.name,
+        description: req.description,
+        etag: req.etag,
+      });
+      return { group: toGroup(group) };
+    },
+    async deleteGroup(req) {
+      await groups.delete(req);
+      return {};
+    },
+    async addGroupMember(req) {
+      const { group, added } = await groups.addMember({
+        organizationId: req.organizationId,
+        groupId: req.groupId,
+        membershipId: req.organizationMembershipId,
+      });
+      return { group: toGroup(group), added };
+    },
+    async removeGroupMember(req) {
+      const { group, removed } = await groups.removeMember({
+        organizationId: req.organizationId,
+        groupId: req.groupId,
+        membershipId: req.organizationMembershipId,
+        allowMissing: req.allowMissing,
+      });
+      return { group: toGroup(group), removed };
+    },
+    async listGroupMembers(req) {
+      const page = await groups.listMembers({
+        organizationId: req.organizationId,
+        groupId: req.groupId,
+        ...pageInput(req),
+      });
+      return {
+        organizationMemberships: page.items.map(toMembership),
+        listMetadata: listMetadata(page),
+      };
+    },
+    async listGroupsForOrganizationMembership(req) {
+      const page = await groups.listForMembership({
+        membershipId: req.organizationMembershipId,
+        ...pageInput(req),
+      });
+      return { groups: page.items.map(toGroup), listMetadata: listMetadata(page) };
+    },
+    async batchAddGroupMembers(req) {
+      const { group, results } = await groups.batchAdd({
+        organizationId: req.organizationId,
+        groupId: req.groupId,
+        membershipIds: req.organizationMembershipIds,
+      });
+      return {
+        group: toGroup(group),
+        results: results.map((r) => ({
+          organizationMembershipId: r.membershipId,
+          added: r.changed,
+        })),
+      };
+    },
+    async batchRemoveGroupMembers(req) {
+      const { group, results } = await groups.batchRemove({
+        organizationId: req.organizationId,
+        groupId: req.groupId,
+        membershipIds: req.organizationMembershipIds,
+      });
+      return {
+        group: toGroup(group),
+        results: results.map((r) => ({
+          organizationMembershipId: r.membershipId,
+          removed: r.changed,
+        })),
+      };
+    },
+    async checkGroupMembership(req) {
+      const groupIds = await groups.check({
+        membershipId: req.organizationMembershipId,
+        groupIds: req.groupIds,
+      });
+      return { groupIds };
+    },
+  };
+}

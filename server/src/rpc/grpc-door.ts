@@ -1,0 +1,88 @@
+import {
+  create,
+  fromBinary,
+  toBinary,
+  type DescMessage,
+  type DescMethod,
+} from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import { ConnectError } from "@connectrpc/connect";
+import type { ServiceBinding } from "./connect-door.js";
+import { statusDetailsBin } from "./errors.js";
+import type { CallPipeline } from "./pipeline.js";
+
+/**
+ * Serves the same bindings on @grpc/grpc-js (GRPC_PORT): the fast path for
+ * internal gRPC callers. Messages are (de)serialized with the generated
+ * protobuf-es descriptors, so both front doors share one implementation.
+ */
+export function addGrpcServices(
+  server: grpc.Server,
+  bindings: ServiceBinding[],
+  pipeline: CallPipeline,
+): void {
+  for (const { service, handlers } of bindings) {
+    const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+    const implementation: grpc.UntypedServiceImplementation = {};
+    for (const method of service.methods) {
+      if (method.methodKind !== "unary") continue;
+      definition[method.name] = {
+        path: `/${service.typeName}/${method.name}`,
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: serializer(method.input),
+        requestDeserialize: (bytes: Buffer) => fromBinary(method.input, bytes),
+        responseSerialize: serializer(method.output),
+        responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
+      };
+      const handler = handlers[method.localName] as (
+        req: unknown,
+        ctx: unknown,
+      ) => Promise<unknown>;
+      implementation[method.name] = unary(method, handler, pipeline);
+    }
+    server.addService(definition as grpc.ServiceDefinition, implementation);
+  }
+}
+
+const serializer = (desc: DescMessage) => (message: unknown) =>
+  Buffer.from(toBinary(desc, message as never));
+
+function unary(
+  method: DescMethod,
+  handler: (req: unknown, ctx: unknown) => Promise<unknown>,
+  pipeline: CallPipeline,
+): grpc.handleUnaryCall<unknown, unknown> {
+  return (call, callback) => {
+    const abort = new AbortController();
+    call.on("cancelled", () => abort.abort());
+    pipeline
+      .run(
+        method,
+        call.request,
+        { protocol: "grpc", requestHeaders: headersOf(call.metadata), signal: abort.signal },
+        handler,
+      )
+      .then(
+        (res) => callback(null, create(method.output, res as never)),
+        (err: unknown) => callback(grpcError(err)),
+      );
+  };
+}
+
+/** Text metadata as Headers (binary `-bin` entries are not needed by handlers). */
+function headersOf(metadata: grpc.Metadata): Headers {
+  const headers = new Headers();
+  for (const [key, value] of Object.entries(metadata.getMap())) {
+    if (typeof value === "string") headers.set(key, value);
+  }
+  return headers;
+}
+
+/** The pipeline only throws ConnectError; carry its code, message and details over. */
+function grpcError(err: unknown): Partial<grpc.StatusObject> {
+  const wire = err instanceof ConnectError ? err : new ConnectError("internal error", 13);
+  const metadata = new grpc.Metadata();
+  metadata.set("grpc-status-details-bin", Buffer.from(statusDetailsBin(wire)));
+  return { code: wire.code as number as grpc.status, details: wire.rawMessage, metadata };
+}

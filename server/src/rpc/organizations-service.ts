@@ -1,0 +1,78 @@
+import { OrganizationsService } from "../../../clients/src/gen/groups/v1/organizations_pb.js";
+import type { Memberships } from "../domain/memberships.js";
+import type { Organizations } from "../domain/organizations.js";
+import {
+  listMetadata,
+  pageInput,
+  statusFromProto,
+  toMembership,
+  toOrganization,
+} from "./convert.js";
+import type { Handlers } from "./pipeline.js";
+
+/** groups.v1.OrganizationsService: decode → domain → shape. No rules here. */
+export function organizationsHandlers(
+  organizations: Organizations,
+  memberships: Memberships,
+): Handlers<typeof OrganizationsService> {
+  return {
+    async createOrganization(req) {
+      const org = await organizations.create({ name: req.name, externalId: req.externalId });
+      return { organization: toOrganization(org) };
+    },
+    async getOrganization(req) {
+      return { organization: toOrganization(await organizations.get(req.organizationId)) };
+    },
+    async listOrganizations(req) {
+      const page = await organizations.list(pageInput(req));
+      return { organizations: page.items.map(toOrganization), listMetadata: listMetadata(page) };
+    },
+    async updateOrganization(req) {
+      const org = await organizations.update({
+        organizationId: req.organizationId,
+        name: req.name,
+        externalId: req.externalId,
+      });
+      return { organization: toOrganization(org) };
+    },
+    async deleteOrganization(req) {
+      await organizations.delete(req.organizationId);
+      return {};
+    },
+    async createOrganizationMembership(req) {
+      const m = await memberships.create({
+        organizationId: req.organizationId,
+        userId: req.userId,
+        status: statusFromProto(req.status),
+      });
+      return { organizationMembership: toMembership(m) };
+    },
+    async getOrganizationMembership(req) {
+      return {
+        organizationMembership: toMembership(await memberships.get(req.organizationMembershipId)),
+      };
+    },
+    async listOrganizationMemberships(req) {
+      const page = await memberships.list({
+        organizationId: req.organizationId,
+        userId: req.userId,
+        ...pageInput(req),
+      });
+      return {
+        organizationMemberships: page.items.map(toMembership),
+        listMetadata: listMetadata(page),
+      };
+    },
+    async updateOrganizationMembership(req) {
+      const m = await memberships.updateStatus({
+        membershipId: req.organizationMembershipId,
+        status: statusFromProto(req.status),
+      });
+      return { organizationMembership: toMembership(m) };
+    },
+    async deleteOrganizationMembership(req) {
+      await memberships.delete(req.organizationMembershipId);
+      return {};
+    },
+  };
+}

@@ -1,0 +1,79 @@
+import type {
+  DescMethod,
+  DescMethodUnary,
+  DescService,
+  MessageInitShape,
+  MessageShape,
+} from "@bufbuild/protobuf";
+import { ConnectError } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import { ulid } from "ulid";
+import { toConnectError } from "./errors.js";
+import type { Authenticator } from "../auth/authenticator.js";
+
+/** What a handler knows about its call, whichever front door it came through. */
+export interface CallContext {
+  readonly requestId: string;
+  readonly method: DescMethod;
+  readonly requestHeaders: Headers;
+  readonly signal: AbortSignal;
+  readonly log: Logger;
+}
+
+/** A service's handlers: one async function per unary RPC, protocol-neutral. */
+export type Handlers<S extends DescService> = {
+  [P in keyof S["method"]]: S["method"][P] extends DescMethodUnary<infer I, infer O>
+    ? (req: MessageShape<I>, ctx: CallContext) => Promise<MessageInitShape<O>>
+    : never;
+};
+
+/** What a front door hands the pipeline for one call. */
+export interface TransportCall {
+  protocol: "grpc" | "connect";
+  requestHeaders: Headers;
+  signal: AbortSignal;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/**
+ * The one call pipeline both front doors share: request id, authentication,
+ * logging, and error mapping (only ConnectError leaves it).
+ */
+export class CallPipeline {
+  constructor(
+    private readonly log: Logger,
+    private readonly authenticator: Authenticator,
+  ) {}
+
+  async run<Req, Res>(
+    method: DescMethod,
+    req: Req,
+    call: TransportCall,
+    handler: (req: Req, ctx: CallContext) => Promise<Res>,
+  ): Promise<Res> {
+    const offered = call.requestHeaders.get("x-request-id");
+    const requestId = offered && REQUEST_ID.test(offered) ? offered : ulid();
+    const log = this.log.child({ requestId, rpc: `${method.parent.typeName}/${method.name}` });
+    const started = performance.now();
+    try {
+      this.authenticator.authenticate(call.requestHeaders);
+      const res = await handler(req, {
+        requestId,
+        method,
+        requestHeaders: call.requestHeaders,
+        signal: call.signal,
+        log,
+      });
+      log.debug({ protocol: call.protocol, ms: performance.now() - started }, "ok");
+      return res;
+    } catch (err) {
+      const wire: ConnectError = toConnectError(err, log);
+      log.debug(
+        { protocol: call.protocol, ms: performance.now() - started, code: wire.code },
+        "error",
+      );
+      throw wire;
+    }
+  }
+}

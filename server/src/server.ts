@@ -1,0 +1,133 @@
+import type { AddressInfo } from "node:net";
+import * as grpc from "@grpc/grpc-js";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Logger } from "pino";
+import { GroupsService } from "../../clients/src/gen/groups/v1/groups_pb.js";
+import { OrganizationsService } from "../../clients/src/gen/groups/v1/organizations_pb.js";
+import { Authenticator } from "./auth/authenticator.js";
+import type { Config } from "./config.js";
+import { Groups } from "./domain/groups.js";
+import { Memberships } from "./domain/memberships.js";
+import { Organizations } from "./domain/organizations.js";
+import { Reaper } from "./domain/reaper.js";
+import { createDualProtocolServer } from "./ops/dual-protocol.js";
+import { createLogger } from "./ops/logger.js";
+import { connectRoutes, type ServiceBinding } from "./rpc/connect-door.js";
+import { addGrpcServices } from "./rpc/grpc-door.js";
+import { groupsHandlers } from "./rpc/groups-service.js";
+import { organizationsHandlers } from "./rpc/organizations-service.js";
+import { CallPipeline } from "./rpc/pipeline.js";
+import { createDataSource } from "./store/data-source.js";
+import { Database } from "./store/database.js";
+
+interface FallbackResponse {
+  writeHead(status: number, headers: Record<string, string>): { end(body: string): void };
+}
+
+/** Largest request or response message either front door accepts. */
+export const MAX_MESSAGE_BYTES = 1024 * 1024;
+
+export interface RunningServer {
+  grpcPort: number;
+  httpPort: number;
+  database: Database;
+  reaper: Reaper;
+  log: Logger;
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the whole service from a config and starts listening (port 0 picks
+ * free ports, as the tests do). Nothing here reads the environment.
+ */
+export async function startServer(
+  config: Config,
+  opts: { log?: Logger } = {},
+): Promise<RunningServer> {
+  const log = opts.log ?? createLogger(config.logLevel);
+  if (config.auth.disabled)
+    log.warn("AUTH_DISABLED=1: every caller is trusted; never do this in production");
+  else if (!config.auth.bootstrapKey) {
+    throw new Error(
+      "no credentials configured: set AUTH_BOOTSTRAP_KEY (or AUTH_DISABLED=1 for a trusted network)",
+    );
+  }
+
+  const dataSource = createDataSource(config.database);
+  await dataSource.initialize();
+  if (config.migrateOnStart) await dataSource.runMigrations({ transaction: "each" });
+  const database = new Database(dataSource);
+  const reaper = new Reaper(database, log.child({ component: "reaper" }));
+
+  const bindings: ServiceBinding[] = [
+    { service: GroupsService, handlers: groupsHandlers(new Groups(database, reaper)) as never },
+    {
+      service: OrganizationsService,
+      handlers: organizationsHandlers(
+        new Organizations(database, reaper),
+        new Memberships(database),
+      ) as never,
+    },
+  ];
+  const pipeline = new CallPipeline(log, new Authenticator(config.auth));
+
+  const adapter = connectNodeAdapter({
+    routes: connectRoutes(bindings, pipeline),
+    readMaxBytes: MAX_MESSAGE_BYTES,
+    writeMaxBytes: MAX_MESSAGE_BYTES,
+    fallback: (req: { url?: string }, res: FallbackResponse) => {
+      const path = (req.url ?? "").split("?")[0];
+      if (path === "/healthz") {
+        res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+      } else if (path === "/readyz") {
+        dataSource
+          .query("SELECT 1")
+          .then(() => res.writeHead(200, { "content-type": "text/plain" }).end("ready\n"))
+          .catch(() =>
+            res.writeHead(503, { "content-type": "text/plain" }).end("database unreachable\n"),
+          );
+      } else {
+        res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
+      }
+    },
+  });
+  const http = createDualProtocolServer(adapter);
+  await new Promise<void>((resolve, reject) => {
+    http.server.once("error", reject).listen(config.port, config.host, () => resolve());
+  });
+
+  const grpcServer = new grpc.Server({
+    "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+    "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
+  });
+  addGrpcServices(grpcServer, bindings, pipeline);
+  const grpcPort = await new Promise<number>((resolve, reject) =>
+    grpcServer.bindAsync(
+      `${config.host}:${config.grpcPort}`,
+      grpc.ServerCredentials.createInsecure(),
+      (err, port) => (err ? reject(err) : resolve(port)),
+    ),
+  );
+  reaper.start();
+
+  const httpPort = (http.server.address() as AddressInfo).port;
+  log.info({ httpPort, grpcPort, database: config.database.kind }, "groups service listening");
+
+  return {
+    grpcPort,
+    httpPort,
+    database,
+    reaper,
+    log,
+    async close() {
+      await new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
+      await new Promise<void>((resolve) => {
+        http.server.close(() => resolve());
+        http.http2.close();
+        http.http1.closeAllConnections();
+      });
+      await reaper.stop();
+      await dataSource.destroy();
+    },
+  };
+}

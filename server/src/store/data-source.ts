@@ -1,0 +1,36 @@
+import { DataSource } from "typeorm";
+import type { Config } from "../config.js";
+import { ENTITIES } from "./entities.js";
+import { Initial1764129600000 } from "./migrations/mysql-1764129600000-initial.js";
+
+export const MYSQL_MIGRATIONS = [Initial1764129600000];
+
+/** Builds (does not connect) the TypeORM data source for the configured database. */
+export function createDataSource(database: Config["database"]): DataSource {
+  if (database.kind !== "mysql") {
+    throw new Error(
+      "the embedded SQLite store is not available yet: set DATABASE_URL=mysql://user:pass@host:3306/db",
+    );
+  }
+  return new DataSource({
+    type: "mysql",
+    url: database.url,
+    entities: ENTITIES,
+    migrations: MYSQL_MIGRATIONS,
+    migrationsTableName: "schema_migrations",
+    migrationsTransactionMode: "each",
+    synchronize: false,
+    charset: "utf8mb4",
+    // Dates are written and read as UTC whatever the server's time zone.
+    timezone: "Z",
+    poolSize: database.poolSize,
+    extra: {
+      // mysql2 queues without bound by default: bound it so an overloaded
+      // database turns into fast UNAVAILABLE answers, not a growing backlog.
+      queueLimit: database.poolQueueLimit,
+      waitForConnections: true,
+      enableKeepAlive: true,
+      connectTimeout: 5_000,
+    },
+  });
+}

@@ -1,0 +1,146 @@
+import { EntitySchema } from "typeorm";
+import type { Group, Membership, Organization } from "../domain/model.js";
+
+/**
+ * Table mappings. EntitySchema (not decorators) keeps the domain objects plain
+ * and needs no reflection metadata. The schema itself is owned by the
+ * migrations in ./migrations; these only map columns to fields.
+ */
+const id = (name: string) => ({ type: "varchar" as const, length: 32, name });
+const timestamp = (name: string, nullable = false) => ({
+  type: "datetime" as const,
+  precision: 3,
+  name,
+  nullable,
+});
+
+export interface OrganizationRow extends Organization {
+  /** Set when DeleteOrganization ran; the reaper removes the rest in chunks. */
+  deletedAt: Date | null;
+}
+
+export const OrganizationEntity = new EntitySchema<OrganizationRow>({
+  name: "Organization",
+  tableName: "organizations",
+  columns: {
+    id: { ...id("id"), primary: true },
+    name: { type: "varchar", length: 256 },
+    externalId: { type: "varchar", length: 128, name: "external_id", nullable: true },
+    createdAt: timestamp("created_at"),
+    updatedAt: timestamp("updated_at"),
+    deletedAt: timestamp("deleted_at", true),
+  },
+});
+
+export const MembershipEntity = new EntitySchema<Membership>({
+  name: "Membership",
+  tableName: "organization_memberships",
+  columns: {
+    id: { ...id("id"), primary: true },
+    organizationId: id("organization_id"),
+    userId: { type: "varchar", length: 128, name: "user_id" },
+    status: { type: "varchar", length: 16 },
+    createdAt: timestamp("created_at"),
+    updatedAt: timestamp("updated_at"),
+  },
+});
+
+export interface GroupRow extends Group {
+  /** Set when DeleteGroup ran; the reaper removes its group memberships in chunks. */
+  deletedAt: Date | null;
+}
+
+export const GroupEntity = new EntitySchema<GroupRow>({
+  name: "Group",
+  tableName: "org_groups",
+  columns: {
+    id: { ...id("id"), primary: true },
+    organizationId: id("organization_id"),
+    name: { type: "varchar", length: 256 },
+    description: { type: "varchar", length: 150, nullable: true },
+    memberCount: { type: "int", unsigned: true, name: "member_count" },
+    version: { type: "int", unsigned: true },
+    createdAt: timestamp("created_at"),
+    updatedAt: timestamp("updated_at"),
+    deletedAt: timestamp("deleted_at", true),
+  },
+});
+
+export interface GroupMembershipRow {
+  groupId: string;
+  organizationMembershipId: string;
+  /** Denormalised so an organization's group memberships can be deleted in chunks. */
+  organizationId: string;
+  createdAt: Date;
+}
+
+export const GroupMembershipEntity = new EntitySchema<GroupMembershipRow>({
+  name: "GroupMembership",
+  tableName: "group_memberships",
+  columns: {
+    groupId: { ...id("group_id"), primary: true },
+    organizationMembershipId: { ...id("organization_membership_id"), primary: true },
+    organizationId: id("organization_id"),
+    createdAt: timestamp("created_at"),
+  },
+});
+
+export interface EventRow {
+  sequence: string;
+  id: string;
+  type: string;
+  organizationId: string;
+  groupId: string;
+  cause: string;
+  /** JSON of the domain's EventData. */
+  payload: string;
+  createdAt: Date;
+  publishedAt: Date | null;
+}
+
+export const EventEntity = new EntitySchema<EventRow>({
+  name: "Event",
+  tableName: "events",
+  columns: {
+    sequence: { type: "bigint", unsigned: true, primary: true, generated: "increment" },
+    id: id("id"),
+    type: { type: "varchar", length: 64 },
+    organizationId: id("organization_id"),
+    groupId: id("group_id"),
+    cause: { type: "varchar", length: 16 },
+    payload: { type: "longtext" },
+    createdAt: timestamp("created_at"),
+    publishedAt: timestamp("published_at", true),
+  },
+});
+
+export interface IdempotencyKeyRow {
+  organizationId: string;
+  requestId: string;
+  /** SHA-256 of the request's parameters: a replay with other parameters is refused. */
+  requestHash: string;
+  /** JSON of the first response (a Group). */
+  response: string;
+  createdAt: Date;
+}
+
+export const IdempotencyKeyEntity = new EntitySchema<IdempotencyKeyRow>({
+  name: "IdempotencyKey",
+  tableName: "idempotency_keys",
+  columns: {
+    organizationId: { ...id("organization_id"), primary: true },
+    requestId: { type: "varchar", length: 128, name: "request_id", primary: true },
+    requestHash: { type: "char", length: 64, name: "request_hash" },
+    response: { type: "longtext" },
+    createdAt: timestamp("created_at"),
+  },
+});
+
+export const ENTITIES = [
+  OrganizationEntity,
+  MembershipEntity,
+  GroupEntity,
+  GroupMembershipEntity,
+  EventEntity,
+  IdempotencyKeyEntity,
+];

@@ -1,0 +1,190 @@
+import type { EntityManager } from "typeorm";
+import type { Group, Membership, Page, PageRequest } from "../domain/model.js";
+import { GroupEntity, GroupMembershipEntity, MembershipEntity, type GroupRow } from "./entities.js";
+import { keysetPage } from "./pagination.js";
+
+/**
+ * Inserts the links that do not exist yet and returns the membership ids
+ * actually added. The caller holds the group's row lock, so "exists" cannot
+ * change underneath.
+ */
+export async function insertGroupMemberships(
+  tx: EntityManager,
+  group: Pick<Group, "id" | "organizationId">,
+  membershipIds: string[],
+  at: Date,
+): Promise<string[]> {
+  if (membershipIds.length === 0) return [];
+  const present = new Set(await existingMembers(tx, group.id, membershipIds));
+  const added = membershipIds.filter((id) => !present.has(id));
+  if (added.length > 0) {
+    await tx.insert(
+      GroupMembershipEntity,
+      added.map((organizationMembershipId) => ({
+        groupId: group.id,
+        organizationMembershipId,
+        organizationId: group.organizationId,
+        createdAt: at,
+      })),
+    );
+  }
+  return added;
+}
+
+/** Deletes the links that exist and returns the membership ids actually removed. */
+export async function deleteGroupMemberships(
+  tx: EntityManager,
+  groupId: string,
+  membershipIds: string[],
+): Promise<string[]> {
+  if (membershipIds.length === 0) return [];
+  const removed = await existingMembers(tx, groupId, membershipIds);
+  if (removed.length > 0) {
+    await tx
+      .createQueryBuilder()
+      .delete()
+      .from(GroupMembershipEntity)
+      .where("group_id = :groupId AND organization_membership_id IN (:...removed)", {
+        groupId,
+        removed,
+      })
+      .execute();
+  }
+  return removed;
+}
+
+/** Which of `membershipIds` are members of the group. */
+export async function existingMembers(
+  db: EntityManager,
+  groupId: string,
+  membershipIds: string[],
+): Promise<string[]> {
+  if (membershipIds.length === 0) return [];
+  const rows = await db
+    .createQueryBuilder(GroupMembershipEntity, "gm")
+    .select("gm.organization_membership_id", "id")
+    .where("gm.group_id = :groupId AND gm.organization_membership_id IN (:...membershipIds)", {
+      groupId,
+      membershipIds,
+    })
+    .getRawMany<{ id: string }>();
+  return rows.map((r) => r.id);
+}
+
+/** Ids of the live groups a membership belongs to. */
+export async function liveGroupIdsOfMember(
+  db: EntityManager,
+  membershipId: string,
+): Promise<string[]> {
+  const rows = await db
+    .createQueryBuilder(GroupMembershipEntity, "gm")
+    .innerJoin(GroupEntity.options.name, "g", "g.id = gm.group_id AND g.deleted_at IS NULL")
+    .select("gm.group_id", "id")
+    .where("gm.organization_membership_id = :membershipId", { membershipId })
+    .orderBy("gm.group_id", "ASC")
+    .getRawMany<{ id: string }>();
+  return rows.map((r) => r.id);
+}
+
+/** Deletes every link of the membership (in groups live or being deleted). */
+export async function deleteAllGroupMembershipsOf(
+  tx: EntityManager,
+  membershipIds: string[],
+): Promise<void> {
+  if (membershipIds.length === 0) return;
+  await tx
+    .createQueryBuilder()
+    .delete()
+    .from(GroupMembershipEntity)
+    .where("organization_membership_id IN (:...membershipIds)", { membershipIds })
+    .execute();
+}
+
+/** The subset of `groupIds` that are live groups the membership belongs to. */
+export async function memberOfGroups(
+  db: EntityManager,
+  membershipId: string,
+  groupIds: string[],
+): Promise<Set<string>> {
+  if (groupIds.length === 0) return new Set();
+  const rows = await db
+    .createQueryBuilder(GroupMembershipEntity, "gm")
+    .innerJoin(GroupEntity.options.name, "g", "g.id = gm.group_id AND g.deleted_at IS NULL")
+    .select("gm.group_id", "id")
+    .where("gm.organization_membership_id = :membershipId AND gm.group_id IN (:...groupIds)", {
+      membershipId,
+      groupIds,
+    })
+    .getRawMany<{ id: string }>();
+  return new Set(rows.map((r) => r.id));
+}
+
+export async function listGroupMembers(
+  db: EntityManager,
+  groupId: string,
+  page: PageRequest,
+): Promise<Page<Membership>> {
+  const qb = db
+    .createQueryBuilder(MembershipEntity, "m")
+    .innerJoin(GroupMembershipEntity.options.name, "gm", "gm.organization_membership_id = m.id")
+    .where("gm.group_id = :groupId", { groupId });
+  return keysetPage(qb, "gm.organization_membership_id", page, (m) => m.id);
+}
+
+export async function listGroupsOfMember(
+  db: EntityManager,
+  membershipId: string,
+  page: PageRequest,
+): Promise<Page<Group>> {
+  const qb = db
+    .createQueryBuilder(GroupEntity, "g")
+    .innerJoin(GroupMembershipEntity.options.name, "gm", "gm.group_id = g.id")
+    .where("gm.organization_membership_id = :membershipId AND g.deleted_at IS NULL", {
+      membershipId,
+    });
+  const result = await keysetPage(qb, "gm.group_id", page, (g) => g.id);
+  return {
+    ...result,
+    items: result.items.map(({ deletedAt: _deleted, ...g }: GroupRow) => g),
+  };
+}
+
+/** Deletes up to `max` group memberships of one group; returns how many went. */
+export async function deleteMembershipsOfGroupChunk(
+  tx: EntityManager,
+  groupId: string,
+  max: number,
+): Promise<number> {
+  const result: { affectedRows?: number } = await tx.query(
+    "DELETE FROM group_memberships WHERE group_id = ? ORDER BY organization_membership_id LIMIT ?",
+    [groupId, max],
+  );
+  return result.affectedRows ?? 0;
+}
+
+/** Deletes up to `max` group memberships of an organization; returns how many went. */
+export async function deleteMembershipsOfOrganizationChunk(
+  tx: EntityManager,
+  organizationId: string,
+  max: number,
+): Promise<number> {
+  const result: { affectedRows?: number } = await tx.query(
+    "DELETE FROM group_memberships WHERE organization_id = ? LIMIT ?",
+    [organizationId, max],
+  );
+  return result.affectedRows ?? 0;
+}
+
+/** Deletes every group membership of the given groups (few, in the organization reaper). */
+export async function deleteMembershipsOfGroups(
+  tx: EntityManager,
+  groupIds: string[],
+): Promise<void> {
+  if (groupIds.length === 0) return;
+  await tx
+    .createQueryBuilder()
+    .delete()
+    .from(GroupMembershipEntity)
+    .where("group_id IN (:...groupIds)", { groupIds })
+    .execute();
+}

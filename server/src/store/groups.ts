@@ -1,0 +1,132 @@
+import type { EntityManager } from "typeorm";
+import type { Group, Page, PageRequest } from "../domain/model.js";
+import { GroupEntity, type GroupRow } from "./entities.js";
+import { keysetPage } from "./pagination.js";
+
+const toGroup = ({ deletedAt: _deleted, ...group }: GroupRow): Group => group;
+
+export async function insertGroup(tx: EntityManager, group: Group): Promise<void> {
+  await tx.insert(GroupEntity, { ...group, deletedAt: null });
+}
+
+/**
+ * A live group of the organization. With `lock`, the row is locked for update:
+ * every change to a group or its members takes this lock first, which
+ * serialises them per group, keeps member_count exact and gives their outbox
+ * rows commit order.
+ */
+export async function findGroup(
+  db: EntityManager,
+  organizationId: string,
+  id: string,
+  opts: { lock?: boolean } = {},
+): Promise<Group | undefined> {
+  const qb = db
+    .createQueryBuilder(GroupEntity, "g")
+    .where("g.id = :id AND g.organization_id = :organizationId AND g.deleted_at IS NULL", {
+      id,
+      organizationId,
+    });
+  if (opts.lock) qb.setLock("pessimistic_write");
+  const row = await qb.getOne();
+  return row ? toGroup(row) : undefined;
+}
+
+export async function listGroups(
+  db: EntityManager,
+  organizationId: string,
+  page: PageRequest,
+): Promise<Page<Group>> {
+  const qb = db
+    .createQueryBuilder(GroupEntity, "g")
+    .where("g.organization_id = :organizationId AND g.deleted_at IS NULL", { organizationId });
+  const result = await keysetPage(qb, "g.id", page, (g) => g.id);
+  return { ...result, items: result.items.map(toGroup) };
+}
+
+export async function updateGroup(
+  tx: EntityManager,
+  id: string,
+  changes: Partial<Pick<Group, "name" | "description" | "version" | "updatedAt">>,
+): Promise<void> {
+  await tx.update(GroupEntity, { id }, changes);
+}
+
+/** Adds `delta` (±) to member_count; the caller holds the group's row lock. */
+export async function adjustMemberCount(
+  tx: EntityManager,
+  id: string,
+  delta: number,
+): Promise<void> {
+  if (delta === 0) return;
+  await tx
+    .createQueryBuilder()
+    .update(GroupEntity)
+    .set({
+      memberCount: () => `member_count ${delta > 0 ? "+" : "-"} ${Math.abs(Math.trunc(delta))}`,
+    })
+    .where("id = :id", { id })
+    .execute();
+}
+
+/** Hides the group from every read; the reaper removes its group memberships in chunks. */
+export async function markGroupDeleted(tx: EntityManager, id: string, at: Date): Promise<void> {
+  await tx.update(GroupEntity, { id }, { deletedAt: at });
+}
+
+/** Groups deleted by DeleteGroup whose rows are still waiting for the reaper. */
+export async function groupsBeingDeleted(db: EntityManager, max: number): Promise<string[]> {
+  const rows = await db
+    .createQueryBuilder(GroupEntity, "g")
+    .select("g.id", "id")
+    .where("g.deleted_at IS NOT NULL")
+    .orderBy("g.deleted_at", "ASC")
+    .limit(max)
+    .getRawMany<{ id: string }>();
+  return rows.map((r) => r.id);
+}
+
+/** Up to `max` groups (live or being deleted) of an organization, locked for update, for the reaper. */
+export async function lockGroupsOfOrganization(
+  tx: EntityManager,
+  organizationId: string,
+  max: number,
+): Promise<GroupRow[]> {
+  return tx
+    .createQueryBuilder(GroupEntity, "g")
+    .where("g.organization_id = :organizationId", { organizationId })
+    .orderBy("g.id", "ASC")
+    .limit(max)
+    .setLock("pessimistic_write")
+    .getMany();
+}
+
+/** Locks the live groups among `ids` of an organization, in id order (a fixed lock order avoids deadlocks). */
+export async function lockGroups(tx: EntityManager, ids: string[]): Promise<Group[]> {
+  if (ids.length === 0) return [];
+  const rows = await tx
+    .createQueryBuilder(GroupEntity, "g")
+    .where("g.id IN (:...ids)", { ids })
+    .orderBy("g.id", "ASC")
+    .setLock("pessimistic_write")
+    .getMany();
+  return rows.map(toGroup);
+}
+
+export async function deleteGroupRows(tx: EntityManager, ids: string[]): Promise<void> {
+  if (ids.length > 0) await tx.delete(GroupEntity, ids);
+}
+
+/** True if the id names a live group of the organization (a valid cursor). */
+export async function groupInOrganization(
+  db: EntityManager,
+  organizationId: string,
+  id: string,
+): Promise<boolean> {
+  return (
+    (await db
+      .createQueryBuilder(GroupEntity, "g")
+      .where("g.id = :id AND g.organization_id = :organizationId", { id, organizationId })
+      .getCount()) > 0
+  );
+}

@@ -1,0 +1,114 @@
+import type { EntityManager } from "typeorm";
+import type { Membership, MembershipStatus, Page, PageRequest } from "../domain/model.js";
+import { MembershipEntity } from "./entities.js";
+import { deleteAllGroupMembershipsOf } from "./group-members.js";
+import { keysetPage } from "./pagination.js";
+
+export async function insertMembership(tx: EntityManager, m: Membership): Promise<void> {
+  await tx.insert(MembershipEntity, m);
+}
+
+/**
+ * A membership of a live organization; `lock` takes its row for update so a
+ * concurrent delete and a group change cannot interleave.
+ */
+export async function findMembership(
+  db: EntityManager,
+  id: string,
+  opts: { lock?: boolean } = {},
+): Promise<Membership | undefined> {
+  const qb = db
+    .createQueryBuilder(MembershipEntity, "m")
+    .where("m.id = :id", { id })
+    .andWhere(
+      "EXISTS (SELECT 1 FROM organizations o WHERE o.id = m.organization_id AND o.deleted_at IS NULL)",
+    );
+  if (opts.lock) qb.setLock("pessimistic_write");
+  return (await qb.getOne()) ?? undefined;
+}
+
+/** Memberships among `ids` (any organization), keyed by id. */
+export async function findMemberships(
+  db: EntityManager,
+  ids: string[],
+): Promise<Map<string, Membership>> {
+  if (ids.length === 0) return new Map();
+  const rows = await db
+    .createQueryBuilder(MembershipEntity, "m")
+    .where("m.id IN (:...ids)", { ids })
+    .getMany();
+  return new Map(rows.map((m) => [m.id, m]));
+}
+
+export interface MembershipFilter {
+  organizationId?: string;
+  userId?: string;
+}
+
+export async function listMemberships(
+  db: EntityManager,
+  filter: MembershipFilter,
+  page: PageRequest,
+): Promise<Page<Membership>> {
+  const qb = db
+    .createQueryBuilder(MembershipEntity, "m")
+    .where(
+      "EXISTS (SELECT 1 FROM organizations o WHERE o.id = m.organization_id AND o.deleted_at IS NULL)",
+    );
+  if (filter.organizationId)
+    qb.andWhere("m.organization_id = :org", { org: filter.organizationId });
+  if (filter.userId) qb.andWhere("m.user_id = :user", { user: filter.userId });
+  return keysetPage(qb, "m.id", page, (m) => m.id);
+}
+
+/** True if a membership with this id matches the filter (a valid cursor). */
+export async function membershipMatches(
+  db: EntityManager,
+  id: string,
+  filter: MembershipFilter,
+): Promise<boolean> {
+  const qb = db.createQueryBuilder(MembershipEntity, "m").where("m.id = :id", { id });
+  if (filter.organizationId)
+    qb.andWhere("m.organization_id = :org", { org: filter.organizationId });
+  if (filter.userId) qb.andWhere("m.user_id = :user", { user: filter.userId });
+  return (await qb.getCount()) > 0;
+}
+
+export async function updateMembershipStatus(
+  tx: EntityManager,
+  id: string,
+  status: MembershipStatus,
+  at: Date,
+): Promise<void> {
+  await tx.update(MembershipEntity, { id }, { status, updatedAt: at });
+}
+
+export async function deleteMembershipRow(tx: EntityManager, id: string): Promise<void> {
+  await tx.delete(MembershipEntity, { id });
+}
+
+/** Deletes up to `max` memberships of an organization; returns how many went. */
+export async function deleteMembershipsOfOrganization(
+  tx: EntityManager,
+  organizationId: string,
+  max: number,
+): Promise<number> {
+  const ids = await tx
+    .createQueryBuilder(MembershipEntity, "m")
+    .select("m.id", "id")
+    .where("m.organization_id = :organizationId", { organizationId })
+    .limit(max)
+    .setLock("pessimistic_write")
+    .getRawMany<{ id: string }>();
+  if (ids.length === 0) return 0;
+  // Links added by calls that raced the organization's deletion go first.
+  await deleteAllGroupMembershipsOf(
+    tx,
+    ids.map((r) => r.id),
+  );
+  await tx.delete(
+    MembershipEntity,
+    ids.map((r) => r.id),
+  );
+  return ids.length;
+}

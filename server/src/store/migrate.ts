@@ -1,0 +1,29 @@
+import { ConfigError, loadConfig } from "../config.js";
+import { createDataSource } from "./data-source.js";
+
+/** `npm run migrate` applies pending migrations; `npm run migrate -- --revert` undoes the last one. */
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const dataSource = createDataSource(config.database);
+  await dataSource.initialize();
+  try {
+    if (process.argv.includes("--revert")) {
+      await dataSource.undoLastMigration({ transaction: "each" });
+      console.log("reverted the last migration");
+    } else {
+      const applied = await dataSource.runMigrations({ transaction: "each" });
+      console.log(
+        applied.length
+          ? `applied: ${applied.map((m) => m.name).join(", ")}`
+          : "schema is up to date",
+      );
+    }
+  } finally {
+    await dataSource.destroy();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof ConfigError ? err.message : err);
+  process.exit(1);
+});

@@ -1,0 +1,74 @@
+import type { EntityManager } from "typeorm";
+import type { Organization, Page, PageRequest } from "../domain/model.js";
+import { OrganizationEntity, type OrganizationRow } from "./entities.js";
+import { keysetPage } from "./pagination.js";
+
+const toOrganization = ({ deletedAt: _deleted, ...org }: OrganizationRow): Organization => org;
+
+export async function insertOrganization(tx: EntityManager, org: Organization): Promise<void> {
+  await tx.insert(OrganizationEntity, { ...org, deletedAt: null });
+}
+
+/** A live (not deleted) organization, optionally locked for update. */
+export async function findOrganization(
+  db: EntityManager,
+  id: string,
+  opts: { lock?: boolean } = {},
+): Promise<Organization | undefined> {
+  const qb = db
+    .createQueryBuilder(OrganizationEntity, "o")
+    .where("o.id = :id AND o.deleted_at IS NULL", { id });
+  if (opts.lock) qb.setLock("pessimistic_write");
+  const row = await qb.getOne();
+  return row ? toOrganization(row) : undefined;
+}
+
+export async function organizationExists(db: EntityManager, id: string): Promise<boolean> {
+  const row: unknown[] = await db.query(
+    "SELECT 1 FROM organizations WHERE id = ? AND deleted_at IS NULL",
+    [id],
+  );
+  return row.length > 0;
+}
+
+export async function listOrganizations(
+  db: EntityManager,
+  page: PageRequest,
+): Promise<Page<Organization>> {
+  const qb = db.createQueryBuilder(OrganizationEntity, "o").where("o.deleted_at IS NULL");
+  const result = await keysetPage(qb, "o.id", page, (o) => o.id);
+  return { ...result, items: result.items.map(toOrganization) };
+}
+
+export async function updateOrganization(
+  tx: EntityManager,
+  id: string,
+  changes: Partial<Pick<Organization, "name" | "externalId" | "updatedAt">>,
+): Promise<void> {
+  await tx.update(OrganizationEntity, { id }, changes);
+}
+
+/** Hides the organization from every read at once and frees its external id. */
+export async function markOrganizationDeleted(
+  tx: EntityManager,
+  id: string,
+  at: Date,
+): Promise<void> {
+  await tx.update(OrganizationEntity, { id }, { deletedAt: at, externalId: null });
+}
+
+/** Organizations whose DeleteOrganization is still being carried out. */
+export async function organizationsBeingDeleted(db: EntityManager, max: number): Promise<string[]> {
+  const rows = await db
+    .createQueryBuilder(OrganizationEntity, "o")
+    .select("o.id", "id")
+    .where("o.deleted_at IS NOT NULL")
+    .orderBy("o.deleted_at", "ASC")
+    .limit(max)
+    .getRawMany<{ id: string }>();
+  return rows.map((r) => r.id);
+}
+
+export async function deleteOrganizationRow(tx: EntityManager, id: string): Promise<void> {
+  await tx.delete(OrganizationEntity, { id });
+}

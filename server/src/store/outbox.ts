@@ -1,0 +1,29 @@
+import type { EntityManager } from "typeorm";
+import type { NewEvent } from "../domain/events.js";
+import { EventEntity } from "./entities.js";
+
+/**
+ * Writes events to the outbox (the `events` table) inside the caller's
+ * transaction: they commit or roll back with the change they describe. The
+ * caller writes them last, after locking the rows they describe, so
+ * conflicting changes get `sequence` values in commit order.
+ */
+export async function appendEvents(tx: EntityManager, events: NewEvent[]): Promise<void> {
+  if (events.length === 0) return;
+  // Large batches go in slices to stay well below max_allowed_packet.
+  for (let i = 0; i < events.length; i += 500) {
+    await tx.insert(
+      EventEntity,
+      events.slice(i, i + 500).map((e) => ({
+        id: e.id,
+        type: e.type,
+        organizationId: e.organizationId,
+        groupId: e.groupId,
+        cause: e.cause,
+        payload: JSON.stringify(e.data),
+        createdAt: e.createdAt,
+        publishedAt: null,
+      })),
+    );
+  }
+}
