@@ -9,7 +9,7 @@ import type { Config } from "./config.js";
 import { Groups } from "./domain/groups.js";
 import { Memberships } from "./domain/memberships.js";
 import { Organizations } from "./domain/organizations.js";
-import { Reaper } from "./domain/reaper.js";
+import { DEFAULT_REAPER_OPTIONS, Reaper, type ReaperOptions } from "./domain/reaper.js";
 import { createDualProtocolServer } from "./ops/dual-protocol.js";
 import { createLogger } from "./ops/logger.js";
 import { connectRoutes, type ServiceBinding } from "./rpc/connect-door.js";
@@ -42,7 +42,7 @@ export interface RunningServer {
  */
 export async function startServer(
   config: Config,
-  opts: { log?: Logger } = {},
+  opts: { log?: Logger; reaper?: Partial<ReaperOptions> } = {},
 ): Promise<RunningServer> {
   const log = opts.log ?? createLogger(config.logLevel);
   if (config.auth.disabled)
@@ -57,7 +57,10 @@ export async function startServer(
   await dataSource.initialize();
   if (config.migrateOnStart) await dataSource.runMigrations({ transaction: "each" });
   const database = new Database(dataSource);
-  const reaper = new Reaper(database, log.child({ component: "reaper" }));
+  const reaper = new Reaper(database, log.child({ component: "reaper" }), {
+    ...DEFAULT_REAPER_OPTIONS,
+    ...opts.reaper,
+  });
 
   const bindings: ServiceBinding[] = [
     { service: GroupsService, handlers: groupsHandlers(new Groups(database, reaper)) as never },

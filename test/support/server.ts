@@ -10,6 +10,7 @@ import { pino } from "pino";
 import { GroupsService } from "../../clients/src/gen/groups/v1/groups_pb.js";
 import { OrganizationsService } from "../../clients/src/gen/groups/v1/organizations_pb.js";
 import { loadConfig } from "../../server/src/config.js";
+import type { ReaperOptions } from "../../server/src/domain/reaper.js";
 import { startServer, type RunningServer } from "../../server/src/server.js";
 import { createTestDatabase, type TestDatabase } from "./database.js";
 
@@ -38,7 +39,10 @@ export interface TestServer {
  * A real server on free ports over a fresh MariaDB database, with migrations
  * applied at start (as in production), authenticated by a random bootstrap key.
  */
-export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+export async function startTestServer(
+  env: Record<string, string> = {},
+  opts: { reaper?: Partial<ReaperOptions> } = {},
+): Promise<TestServer> {
   const db = await createTestDatabase();
   const apiKey = `test_${randomBytes(16).toString("hex")}`;
   const config = loadConfig({
@@ -49,7 +53,10 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
     ...env,
   });
-  const server = await startServer(config, { log: pino({ level: config.logLevel }) });
+  const server = await startServer(config, {
+    log: pino({ level: config.logLevel }),
+    reaper: opts.reaper,
+  });
   const grpcAddress = `127.0.0.1:${server.grpcPort}`;
   const httpUrl = `http://127.0.0.1:${server.httpPort}`;
 

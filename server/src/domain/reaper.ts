@@ -19,6 +19,12 @@ export interface ReaperOptions {
   intervalMs: number;
 }
 
+export const DEFAULT_REAPER_OPTIONS: ReaperOptions = {
+  chunkSize: 5000,
+  groupChunkSize: 200,
+  intervalMs: 5000,
+};
+
 /**
  * Finishes deletions in the background, in bounded chunks: the group
  * memberships of deleted groups, and everything of deleted organizations
