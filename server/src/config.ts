@@ -20,56 +20,52 @@ const optionalString = z
   .optional()
   .transform((v) => (v === undefined || v.trim() === "" ? undefined : v.trim()));
 
-const EnvSchema = z
-  .object({
-    PORT: port(8080),
-    GRPC_PORT: port(50051),
-    HOST: z.string().min(1).default("127.0.0.1"),
-    DATABASE_URL: optionalString.refine(
-      (v) => v === undefined || /^(mysql|mariadb):\/\//.test(v),
-      "must be a mysql:// (or mariadb://) URL, e.g. mysql://user:pass@127.0.0.1:3306/groups",
+const EnvSchema = z.object({
+  PORT: port(8080),
+  GRPC_PORT: port(50051),
+  HOST: z.string().min(1).default("127.0.0.1"),
+  DATABASE_URL: optionalString.refine(
+    (v) => v === undefined || /^(mysql|mariadb):\/\//.test(v),
+    "must be a mysql:// (or mariadb://) URL, e.g. mysql://user:pass@127.0.0.1:3306/groups",
+  ),
+  SQLITE_PATH: z.string().min(1).default("./data/groups.sqlite"),
+  MIGRATE_ON_START: flag(true),
+  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(1000).default(16),
+  DATABASE_POOL_QUEUE_LIMIT: z.coerce.number().int().min(0).max(100000).default(256),
+  NATS_URL: optionalString,
+  NATS_STREAM: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and - only")
+    .default("GROUPS_EVENTS"),
+  NATS_SUBJECT_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "dot-separated tokens without wildcards")
+    .default("groups.v1"),
+  AUTH_BOOTSTRAP_KEY: optionalString,
+  AUTH_DISABLED: flag(false),
+  JWT_JWKS_URL: optionalString,
+  JWT_ISSUER: optionalString,
+  JWT_AUDIENCE: optionalString,
+  CORS_ALLOWED_ORIGINS: z
+    .string()
+    .optional()
+    .transform((v) =>
+      (v ?? "")
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
     ),
-    SQLITE_PATH: z.string().min(1).default("./data/groups.sqlite"),
-    MIGRATE_ON_START: flag(true),
-    DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(1000).default(16),
-    DATABASE_POOL_QUEUE_LIMIT: z.coerce.number().int().min(0).max(100000).default(256),
-    NATS_URL: optionalString,
-    NATS_STREAM: z
-      .string()
-      .regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and - only")
-      .default("GROUPS_EVENTS"),
-    NATS_SUBJECT_PREFIX: z
-      .string()
-      .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "dot-separated tokens without wildcards")
-      .default("groups.v1"),
-    AUTH_BOOTSTRAP_KEY: optionalString,
-    AUTH_DISABLED: flag(false),
-    JWT_JWKS_URL: optionalString,
-    JWT_ISSUER: optionalString,
-    JWT_AUDIENCE: optionalString,
-    CORS_ALLOWED_ORIGINS: z
-      .string()
-      .optional()
-      .transform((v) =>
-        (v ?? "")
-          .split(",")
-          .map((s) => s.trim())
-          .filter(Boolean),
-      ),
-    LOG_LEVEL: z
-      .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
-      .default("info"),
-  })
-  .superRefine((env, ctx) => {
-    const jwt = [env.JWT_JWKS_URL, env.JWT_ISSUER, env.JWT_AUDIENCE];
-    if (jwt.some(Boolean) && !jwt.every(Boolean)) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["JWT_JWKS_URL"],
-        message: "JWT_JWKS_URL, JWT_ISSUER and JWT_AUDIENCE must be set together",
-      });
-    }
-  });
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+});
+
+/** Rules that span variables; checked even when single variables are bad, so all problems show at once. */
+function crossFieldProblems(env: Record<string, string | undefined>): string[] {
+  const jwt = [env.JWT_JWKS_URL, env.JWT_ISSUER, env.JWT_AUDIENCE].map((v) => (v ?? "").trim());
+  if (jwt.some(Boolean) && !jwt.every(Boolean)) {
+    return ["JWT_JWKS_URL: JWT_JWKS_URL, JWT_ISSUER and JWT_AUDIENCE must be set together"];
+  }
+  return [];
+}
 
 export type Env = z.input<typeof EnvSchema>;
 
@@ -101,11 +97,13 @@ export class ConfigError extends Error {
 /** Reads the configuration from `env` (defaults to process.env); throws ConfigError listing every problem. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const parsed = EnvSchema.safeParse(env);
-  if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((i) => `${i.path.join(".") || "environment"}: ${i.message}`),
-    );
-  }
+  const problems = [
+    ...(parsed.success
+      ? []
+      : parsed.error.issues.map((i) => `${i.path.join(".") || "environment"}: ${i.message}`)),
+    ...crossFieldProblems(env),
+  ];
+  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const e = parsed.data;
   return {
     host: e.HOST,

@@ -1,0 +1,66 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../../server/src/config.js";
+
+describe("loadConfig", () => {
+  it("applies the documented defaults", () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      host: "127.0.0.1",
+      port: 8080,
+      grpcPort: 50051,
+      database: { kind: "sqlite", path: "./data/groups.sqlite" },
+      migrateOnStart: true,
+      nats: { url: undefined, stream: "GROUPS_EVENTS", subjectPrefix: "groups.v1" },
+      auth: { disabled: false },
+      corsAllowedOrigins: [],
+      logLevel: "info",
+    });
+  });
+
+  it("reads a MySQL URL and the other variables", () => {
+    const c = loadConfig({
+      DATABASE_URL: "mysql://u:p@db:3306/groups",
+      PORT: "9000",
+      GRPC_PORT: "0",
+      MIGRATE_ON_START: "0",
+      CORS_ALLOWED_ORIGINS: "https://a.example, https://b.example",
+      AUTH_DISABLED: "1",
+      NATS_URL: "nats://127.0.0.1:4222",
+    });
+    expect(c.database).toMatchObject({ kind: "mysql", url: "mysql://u:p@db:3306/groups" });
+    expect(c.port).toBe(9000);
+    expect(c.grpcPort).toBe(0);
+    expect(c.migrateOnStart).toBe(false);
+    expect(c.corsAllowedOrigins).toEqual(["https://a.example", "https://b.example"]);
+    expect(c.auth.disabled).toBe(true);
+    expect(c.nats.url).toBe("nats://127.0.0.1:4222");
+  });
+
+  it("reports every bad variable at once, by name", () => {
+    let error: unknown;
+    try {
+      loadConfig({
+        PORT: "70000",
+        DATABASE_URL: "postgres://x",
+        AUTH_DISABLED: "maybe",
+        LOG_LEVEL: "loud",
+        NATS_SUBJECT_PREFIX: "groups.>",
+        JWT_JWKS_URL: "https://idp.example/jwks",
+      });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const named = (error as ConfigError).problems.map((p) => p.split(":")[0]);
+    expect(named.sort()).toEqual(
+      [
+        "AUTH_DISABLED",
+        "DATABASE_URL",
+        "JWT_JWKS_URL",
+        "LOG_LEVEL",
+        "NATS_SUBJECT_PREFIX",
+        "PORT",
+      ].sort(),
+    );
+  });
+});
