@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { EntityManager } from "typeorm";
 import type { Database } from "../store/database.js";
+import { enqueueDeletion } from "../store/deletion-jobs.js";
 import { isDuplicateKey, isMissingParent } from "../store/errors.js";
 import * as groupMembers from "../store/group-members.js";
 import * as groups from "../store/groups.js";
@@ -214,7 +215,9 @@ export class Groups {
     await this.db.transaction(async (tx) => {
       const group = await this.requireLiveGroup(tx, input, { lock: true });
       if (input.etag !== "" && input.etag !== etagOf(group)) throw etagMismatch(group);
-      await groups.markGroupDeleted(tx, group.id, new Date());
+      const at = new Date();
+      await groups.markGroupDeleted(tx, group.id, at);
+      await enqueueDeletion(tx, "group", group.id, at);
       await appendEvents(tx, [groupEvent("group.deleted", group, "api")]);
     });
     this.reaper.wake();

@@ -95,6 +95,9 @@ export class Memberships {
     const page = parsePage(v, input, "membership");
     v.throwIfAny();
     const filter = { organizationId, userId };
+    if (organizationId && !(await orgs.organizationExists(this.db.reader, organizationId))) {
+      throw organizationNotFound(organizationId);
+    }
     const cursor = cursorOf(page);
     if (cursor && !(await memberships.membershipMatches(this.db.reader, cursor.id, filter))) {
       throw invalidArgument([

@@ -1,4 +1,5 @@
 import type { Database } from "../store/database.js";
+import { enqueueDeletion } from "../store/deletion-jobs.js";
 import { isDuplicateKey } from "../store/errors.js";
 import * as orgs from "../store/organizations.js";
 import { DomainError, invalidArgument, organizationNotFound } from "./errors.js";
@@ -125,7 +126,9 @@ export class Organizations {
     await this.db.transaction(async (tx) => {
       const org = await orgs.findOrganization(tx, organizationId, { lock: true });
       if (!org) throw organizationNotFound(organizationId);
-      await orgs.markOrganizationDeleted(tx, organizationId, new Date());
+      const at = new Date();
+      await orgs.markOrganizationDeleted(tx, organizationId, at);
+      await enqueueDeletion(tx, "organization", organizationId, at);
     });
     this.reaper.wake();
   }

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { Database } from "../store/database.js";
+import { completeDeletion, pendingDeletions } from "../store/deletion-jobs.js";
 import { isMissingParent, isRowReferenced } from "../store/errors.js";
 import * as groupMembers from "../store/group-members.js";
 import * as groups from "../store/groups.js";
@@ -82,11 +83,11 @@ export class Reaper {
 
   /** One full pass; resolves when no deletion is left (or on stop). */
   async runOnce(): Promise<void> {
-    for (const groupId of await groups.groupsBeingDeleted(this.db.reader, 100)) {
+    for (const groupId of await pendingDeletions(this.db.reader, "group", 100)) {
       if (this.stopped) return;
       await this.finishGroup(groupId);
     }
-    for (const organizationId of await orgs.organizationsBeingDeleted(this.db.reader, 10)) {
+    for (const organizationId of await pendingDeletions(this.db.reader, "organization", 10)) {
       if (this.stopped) return;
       await this.finishOrganization(organizationId);
     }
@@ -107,7 +108,11 @@ export class Reaper {
       )) > 0
     );
     if (this.stopped) return;
-    await this.db.transaction((tx) => groups.deleteGroupRows(tx, [groupId]));
+    await this.db.transaction(async (tx) => {
+      // The organization reaper may have removed it already.
+      await groups.deleteGroupRows(tx, [groupId]);
+      await completeDeletion(tx, "group", groupId);
+    });
   }
 
   private async finishOrganization(organizationId: string): Promise<void> {
@@ -127,6 +132,7 @@ export class Reaper {
         // Links added by calls that raced the deletion go with their group.
         await groupMembers.deleteMembershipsOfGroups(tx, ids);
         await groups.deleteGroupRows(tx, ids);
+        for (const g of chunk) if (g.deletedAt !== null) await completeDeletion(tx, "group", g.id);
         await appendEvents(
           tx,
           chunk
@@ -146,6 +152,7 @@ export class Reaper {
       await this.db.transaction(async (tx) => {
         await idempotency.deleteIdempotencyKeysOfOrganization(tx, organizationId);
         await orgs.deleteOrganizationRow(tx, organizationId);
+        await completeDeletion(tx, "organization", organizationId);
       });
       this.log.info({ organizationId }, "organization deletion finished");
     } catch (err) {

@@ -136,7 +136,26 @@ export const IdempotencyKeyEntity = new EntitySchema<IdempotencyKeyRow>({
   },
 });
 
+export type DeletionKind = "group" | "organization";
+
+export interface DeletionJobRow {
+  kind: DeletionKind;
+  targetId: string;
+  requestedAt: Date;
+}
+
+export const DeletionJobEntity = new EntitySchema<DeletionJobRow>({
+  name: "DeletionJob",
+  tableName: "deletion_jobs",
+  columns: {
+    kind: { type: "varchar", length: 16, primary: true },
+    targetId: { ...id("target_id"), primary: true },
+    requestedAt: timestamp("requested_at"),
+  },
+});
+
 export const ENTITIES = [
+  DeletionJobEntity,
   OrganizationEntity,
   MembershipEntity,
   GroupEntity,

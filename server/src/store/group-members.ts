@@ -1,7 +1,8 @@
 import type { EntityManager } from "typeorm";
 import type { Group, Membership, Page, PageRequest } from "../domain/model.js";
-import { GroupEntity, GroupMembershipEntity, MembershipEntity, type GroupRow } from "./entities.js";
-import { keysetPage } from "./pagination.js";
+import { GroupEntity, GroupMembershipEntity } from "./entities.js";
+import { findMemberships } from "./memberships.js";
+import { GROUP_COLUMNS, keysetPage } from "./pagination.js";
 
 /**
  * Inserts the links that do not exist yet and returns the membership ids
@@ -119,34 +120,56 @@ export async function memberOfGroups(
   return new Set(rows.map((r) => r.id));
 }
 
+/**
+ * One page of a group's members. The keyset runs on the group_memberships
+ * primary key alone (a range scan, the same cost at any depth); the page's
+ * memberships are then fetched by id. Joined in one statement, MariaDB drives
+ * from organization_memberships and sorts the whole table.
+ */
 export async function listGroupMembers(
   db: EntityManager,
   groupId: string,
   page: PageRequest,
 ): Promise<Page<Membership>> {
-  const qb = db
-    .createQueryBuilder(MembershipEntity, "m")
-    .innerJoin(GroupMembershipEntity.options.name, "gm", "gm.organization_membership_id = m.id")
-    .where("gm.group_id = :groupId", { groupId });
-  return keysetPage(qb, "gm.organization_membership_id", page, (m) => m.id);
+  const links = await keysetPage<{ id: string }>(
+    db,
+    {
+      columns: "gm.organization_membership_id AS id",
+      from: "group_memberships gm",
+      where: ["gm.group_id = ?"],
+      params: [groupId],
+      key: "gm.organization_membership_id",
+    },
+    page,
+    (l) => l.id,
+  );
+  const found = await findMemberships(
+    db,
+    links.items.map((l) => l.id),
+  );
+  return { ...links, items: links.items.flatMap((l) => found.get(l.id) ?? []) };
 }
 
+/** One page of the live groups a membership belongs to, by group id. */
 export async function listGroupsOfMember(
   db: EntityManager,
   membershipId: string,
   page: PageRequest,
 ): Promise<Page<Group>> {
-  const qb = db
-    .createQueryBuilder(GroupEntity, "g")
-    .innerJoin(GroupMembershipEntity.options.name, "gm", "gm.group_id = g.id")
-    .where("gm.organization_membership_id = :membershipId AND g.deleted_at IS NULL", {
-      membershipId,
-    });
-  const result = await keysetPage(qb, "gm.group_id", page, (g) => g.id);
-  return {
-    ...result,
-    items: result.items.map(({ deletedAt: _deleted, ...g }: GroupRow) => g),
-  };
+  return keysetPage<Group>(
+    db,
+    {
+      columns: GROUP_COLUMNS,
+      from:
+        "group_memberships gm FORCE INDEX (ix_group_memberships_member) " +
+        "JOIN org_groups g ON g.id = gm.group_id AND g.deleted_at IS NULL",
+      where: ["gm.organization_membership_id = ?"],
+      params: [membershipId],
+      key: "gm.group_id",
+    },
+    page,
+    (g) => g.id,
+  );
 }
 
 /** Deletes up to `max` group memberships of one group; returns how many went. */

@@ -1,7 +1,7 @@
 import type { EntityManager } from "typeorm";
 import type { Group, Page, PageRequest } from "../domain/model.js";
 import { GroupEntity, type GroupRow } from "./entities.js";
-import { keysetPage } from "./pagination.js";
+import { GROUP_COLUMNS, keysetPage } from "./pagination.js";
 
 const toGroup = ({ deletedAt: _deleted, ...group }: GroupRow): Group => group;
 
@@ -32,16 +32,24 @@ export async function findGroup(
   return row ? toGroup(row) : undefined;
 }
 
+/** One page of an organization's live groups (the caller has checked the organization). */
 export async function listGroups(
   db: EntityManager,
   organizationId: string,
   page: PageRequest,
 ): Promise<Page<Group>> {
-  const qb = db
-    .createQueryBuilder(GroupEntity, "g")
-    .where("g.organization_id = :organizationId AND g.deleted_at IS NULL", { organizationId });
-  const result = await keysetPage(qb, "g.id", page, (g) => g.id);
-  return { ...result, items: result.items.map(toGroup) };
+  return keysetPage<Group>(
+    db,
+    {
+      columns: GROUP_COLUMNS,
+      from: "org_groups g FORCE INDEX (ix_groups_org_id)",
+      where: ["g.organization_id = ?", "g.deleted_at IS NULL"],
+      params: [organizationId],
+      key: "g.id",
+    },
+    page,
+    (g) => g.id,
+  );
 }
 
 export async function updateGroup(
@@ -69,21 +77,9 @@ export async function adjustMemberCount(
     .execute();
 }
 
-/** Hides the group from every read; the reaper removes its group memberships in chunks. */
+/** Hides the group from every read; the reaper (see deletion-jobs) removes its group memberships in chunks. */
 export async function markGroupDeleted(tx: EntityManager, id: string, at: Date): Promise<void> {
   await tx.update(GroupEntity, { id }, { deletedAt: at });
-}
-
-/** Groups deleted by DeleteGroup whose rows are still waiting for the reaper. */
-export async function groupsBeingDeleted(db: EntityManager, max: number): Promise<string[]> {
-  const rows = await db
-    .createQueryBuilder(GroupEntity, "g")
-    .select("g.id", "id")
-    .where("g.deleted_at IS NOT NULL")
-    .orderBy("g.deleted_at", "ASC")
-    .limit(max)
-    .getRawMany<{ id: string }>();
-  return rows.map((r) => r.id);
 }
 
 /** Up to `max` groups (live or being deleted) of an organization, locked for update, for the reaper. */

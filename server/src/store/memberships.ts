@@ -2,7 +2,7 @@ import type { EntityManager } from "typeorm";
 import type { Membership, MembershipStatus, Page, PageRequest } from "../domain/model.js";
 import { MembershipEntity } from "./entities.js";
 import { deleteAllGroupMembershipsOf } from "./group-members.js";
-import { keysetPage } from "./pagination.js";
+import { keysetPage, MEMBERSHIP_COLUMNS } from "./pagination.js";
 
 export async function insertMembership(tx: EntityManager, m: Membership): Promise<void> {
   await tx.insert(MembershipEntity, m);
@@ -45,20 +45,40 @@ export interface MembershipFilter {
   userId?: string;
 }
 
+/**
+ * One page of memberships by organization and/or user. With an organization
+ * filter the caller has checked that the organization is live; by user alone,
+ * memberships of deleted organizations are joined away.
+ */
 export async function listMemberships(
   db: EntityManager,
   filter: MembershipFilter,
   page: PageRequest,
 ): Promise<Page<Membership>> {
-  const qb = db
-    .createQueryBuilder(MembershipEntity, "m")
-    .where(
-      "EXISTS (SELECT 1 FROM organizations o WHERE o.id = m.organization_id AND o.deleted_at IS NULL)",
-    );
-  if (filter.organizationId)
-    qb.andWhere("m.organization_id = :org", { org: filter.organizationId });
-  if (filter.userId) qb.andWhere("m.user_id = :user", { user: filter.userId });
-  return keysetPage(qb, "m.id", page, (m) => m.id);
+  const where: string[] = [];
+  const params: unknown[] = [];
+  let from = "organization_memberships m";
+  if (filter.organizationId) {
+    where.push("m.organization_id = ?");
+    params.push(filter.organizationId);
+  }
+  if (filter.userId) {
+    where.push("m.user_id = ?");
+    params.push(filter.userId);
+  }
+  if (filter.organizationId && !filter.userId) {
+    from = "organization_memberships m FORCE INDEX (ix_memberships_org_id)";
+  } else if (filter.userId && !filter.organizationId) {
+    from =
+      "organization_memberships m FORCE INDEX (ix_memberships_user_id) " +
+      "JOIN organizations o ON o.id = m.organization_id AND o.deleted_at IS NULL";
+  }
+  return keysetPage<Membership>(
+    db,
+    { columns: MEMBERSHIP_COLUMNS, from, where, params, key: "m.id" },
+    page,
+    (m) => m.id,
+  );
 }
 
 /** True if a membership with this id matches the filter (a valid cursor). */

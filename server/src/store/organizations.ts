@@ -1,7 +1,7 @@
 import type { EntityManager } from "typeorm";
 import type { Organization, Page, PageRequest } from "../domain/model.js";
 import { OrganizationEntity, type OrganizationRow } from "./entities.js";
-import { keysetPage } from "./pagination.js";
+import { keysetPage, ORGANIZATION_COLUMNS } from "./pagination.js";
 
 const toOrganization = ({ deletedAt: _deleted, ...org }: OrganizationRow): Organization => org;
 
@@ -35,9 +35,18 @@ export async function listOrganizations(
   db: EntityManager,
   page: PageRequest,
 ): Promise<Page<Organization>> {
-  const qb = db.createQueryBuilder(OrganizationEntity, "o").where("o.deleted_at IS NULL");
-  const result = await keysetPage(qb, "o.id", page, (o) => o.id);
-  return { ...result, items: result.items.map(toOrganization) };
+  return keysetPage<Organization>(
+    db,
+    {
+      columns: ORGANIZATION_COLUMNS,
+      from: "organizations o",
+      where: ["o.deleted_at IS NULL"],
+      params: [],
+      key: "o.id",
+    },
+    page,
+    (o) => o.id,
+  );
 }
 
 export async function updateOrganization(
@@ -55,18 +64,6 @@ export async function markOrganizationDeleted(
   at: Date,
 ): Promise<void> {
   await tx.update(OrganizationEntity, { id }, { deletedAt: at, externalId: null });
-}
-
-/** Organizations whose DeleteOrganization is still being carried out. */
-export async function organizationsBeingDeleted(db: EntityManager, max: number): Promise<string[]> {
-  const rows = await db
-    .createQueryBuilder(OrganizationEntity, "o")
-    .select("o.id", "id")
-    .where("o.deleted_at IS NOT NULL")
-    .orderBy("o.deleted_at", "ASC")
-    .limit(max)
-    .getRawMany<{ id: string }>();
-  return rows.map((r) => r.id);
 }
 
 export async function deleteOrganizationRow(tx: EntityManager, id: string): Promise<void> {

@@ -1,29 +1,48 @@
-import type { ObjectLiteral, SelectQueryBuilder } from "typeorm";
+import type { EntityManager } from "typeorm";
 import type { Page, PageRequest } from "../domain/model.js";
 
+/** A keyset-paginated SELECT: columns FROM from WHERE where… on one key column. */
+export interface KeysetQuery {
+  /** Select list, aliased to the result's field names. */
+  columns: string;
+  /**
+   * Tables, with `FORCE INDEX` on the (scope, id) index where a scope applies:
+   * MariaDB otherwise uses only the scope prefix of that index (a "ref"
+   * access) and, for a descending page, reads every row of the scope after
+   * the cursor — measured at 45,000 rows read for a page of 100.
+   */
+  from: string;
+  where: string[];
+  params: unknown[];
+  /** The unique, ordered key column, e.g. "m.id". */
+  key: string;
+}
+
 /**
- * Runs one keyset page of `qb` on `keyColumn` (never OFFSET, so every page
- * costs the same). Fetches one extra row to learn whether a further page
- * exists. `before` scans backwards from the cursor and flips the rows back
- * into list order.
+ * Runs one keyset page (never OFFSET, so every page costs the same). Fetches
+ * one extra row to learn whether a further page exists. `before` scans
+ * backwards from the cursor and flips the rows back into list order.
  */
-export async function keysetPage<T extends ObjectLiteral>(
-  qb: SelectQueryBuilder<T>,
-  keyColumn: string,
+export async function keysetPage<T>(
+  db: EntityManager,
+  query: KeysetQuery,
   page: PageRequest,
   keyOf: (row: T) => string,
 ): Promise<Page<T>> {
   const backward = page.before !== undefined;
-  const listAscending = page.order === "asc";
-  const scanAscending = backward ? !listAscending : listAscending;
+  const scanAscending = backward ? page.order !== "asc" : page.order === "asc";
   const cursor = page.before ?? page.after;
+  const where = [...query.where];
+  const params = [...query.params];
   if (cursor !== undefined) {
-    qb.andWhere(`${keyColumn} ${scanAscending ? ">" : "<"} :cursor`, { cursor });
+    where.push(`${query.key} ${scanAscending ? ">" : "<"} ?`);
+    params.push(cursor);
   }
-  const rows = await qb
-    .orderBy(keyColumn, scanAscending ? "ASC" : "DESC")
-    .limit(page.limit + 1)
-    .getMany();
+  const sql =
+    `SELECT ${query.columns} FROM ${query.from}` +
+    (where.length ? ` WHERE ${where.join(" AND ")}` : "") +
+    ` ORDER BY ${query.key} ${scanAscending ? "ASC" : "DESC"} LIMIT ${page.limit + 1}`;
+  const rows: T[] = await db.query(sql, params);
   const more = rows.length > page.limit;
   const items = rows.slice(0, page.limit);
   if (backward) items.reverse();
@@ -38,3 +57,13 @@ export async function keysetPage<T extends ObjectLiteral>(
     after: more && last ? keyOf(last) : "",
   };
 }
+
+/** Select lists that alias columns to the domain's field names. */
+export const ORGANIZATION_COLUMNS =
+  "o.id, o.name, o.external_id AS externalId, o.created_at AS createdAt, o.updated_at AS updatedAt";
+export const MEMBERSHIP_COLUMNS =
+  "m.id, m.organization_id AS organizationId, m.user_id AS userId, m.status, " +
+  "m.created_at AS createdAt, m.updated_at AS updatedAt";
+export const GROUP_COLUMNS =
+  "g.id, g.organization_id AS organizationId, g.name, g.description, g.member_count AS memberCount, " +
+  "g.version, g.created_at AS createdAt, g.updated_at AS updatedAt";
