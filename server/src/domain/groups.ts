@@ -83,12 +83,13 @@ export class Groups {
       this.db.transaction(async (tx) => {
         await this.requireOrganization(tx, input.organizationId);
         const at = new Date();
+        const expiredBefore = new Date(at.getTime() - IDEMPOTENCY_WINDOW_MS);
         if (requestId !== undefined) {
           const key = await idempotency.findIdempotencyKey(
             tx,
             input.organizationId,
             requestId,
-            new Date(at.getTime() - IDEMPOTENCY_WINDOW_MS),
+            expiredBefore,
           );
           if (key) {
             if (key.requestHash !== requestHash) {
@@ -119,13 +120,17 @@ export class Groups {
         };
         await groups.insertGroup(tx, group);
         if (requestId !== undefined) {
-          await idempotency.saveIdempotencyKey(tx, {
-            organizationId: group.organizationId,
-            requestId,
-            requestHash,
-            response: JSON.stringify(group),
-            createdAt: at,
-          });
+          await idempotency.saveIdempotencyKey(
+            tx,
+            {
+              organizationId: group.organizationId,
+              requestId,
+              requestHash,
+              response: JSON.stringify(group),
+              createdAt: at,
+            },
+            expiredBefore,
+          );
         }
         await appendEvents(tx, [groupEvent("group.created", group, "api")]);
         return group;

@@ -20,15 +20,28 @@ export async function findIdempotencyKey(
 }
 
 /**
- * Records a key. An expired row with the same key is replaced; a concurrent
- * first use of the same key makes one of the two transactions fail with a
- * duplicate key (the caller retries and then finds the winner's row).
+ * Records a key. Only an expired row with the same key is replaced: a live one
+ * (a concurrent first use that committed meanwhile) makes the insert fail with
+ * a duplicate key, and the caller's retry then finds and returns its answer.
  */
-export async function saveIdempotencyKey(tx: EntityManager, row: IdempotencyKeyRow): Promise<void> {
-  await tx.delete(IdempotencyKeyEntity, {
-    organizationId: row.organizationId,
-    requestId: row.requestId,
-  });
+export async function saveIdempotencyKey(
+  tx: EntityManager,
+  row: IdempotencyKeyRow,
+  expiredBefore: Date,
+): Promise<void> {
+  await tx
+    .createQueryBuilder()
+    .delete()
+    .from(IdempotencyKeyEntity)
+    .where(
+      "organization_id = :organizationId AND request_id = :requestId AND created_at < :expiredBefore",
+      {
+        organizationId: row.organizationId,
+        requestId: row.requestId,
+        expiredBefore,
+      },
+    )
+    .execute();
   await tx.insert(IdempotencyKeyEntity, row);
 }
 

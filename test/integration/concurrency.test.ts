@@ -1,0 +1,397 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ErrorInfoSchema } from "../../clients/src/gen/google/rpc/error_details_pb.js";
+import { startTestServer, type Clients, type Door, type TestServer } from "../support/server.js";
+
+/**
+ * Many clients racing on the same rows (SPEC §3): never INTERNAL, no duplicate
+ * group memberships, member_count exact, and the outbox agrees with the
+ * final state (one event per change actually made).
+ */
+
+let t: TestServer;
+
+type Outcome<T> =
+  { ok: true; value: T } | { ok: false; code: Code; reason: string; message: string };
+
+async function outcome<T>(p: Promise<T>): Promise<Outcome<T>> {
+  try {
+    return { ok: true, value: await p };
+  } catch (e) {
+    const err = ConnectError.from(e);
+    return {
+      ok: false,
+      code: err.code,
+      reason: err.findDetails(ErrorInfoSchema)[0]?.reason ?? "",
+      message: err.message,
+    };
+  }
+}
+
+const describeFailure = (o: Outcome<unknown>) =>
+  o.ok ? "OK" : `${Code[o.code]} ${o.reason}: ${o.message}`;
+
+async function pool<T, R>(items: T[], width: number, fn: (item: T, i: number) => Promise<R>) {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(width, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i], i);
+      }
+    }),
+  );
+  return out;
+}
+
+async function scalar(sql: string, params: unknown[]): Promise<number> {
+  const [rows] = await t.db.sql.query(sql, params);
+  return Number(Object.values((rows as Record<string, unknown>[])[0])[0]);
+}
+
+const linkRows = (groupId: string, membershipId?: string) =>
+  membershipId === undefined
+    ? scalar("SELECT COUNT(*) FROM group_memberships WHERE group_id = ?", [groupId])
+    : scalar(
+        "SELECT COUNT(*) FROM group_memberships WHERE group_id = ? AND organization_membership_id = ?",
+        [groupId, membershipId],
+      );
+const storedMemberCount = (groupId: string) =>
+  scalar("SELECT member_count FROM org_groups WHERE id = ?", [groupId]);
+const eventCount = (groupId: string, type: string) =>
+  scalar("SELECT COUNT(*) FROM events WHERE group_id = ? AND type = ?", [groupId, type]);
+
+/** member_count (stored and as read through the API) equals the real rows; events agree. */
+async function checkGroupConsistent(c: Clients, organizationId: string, groupId: string) {
+  const rows = await linkRows(groupId);
+  expect(await storedMemberCount(groupId), "org_groups.member_count").toBe(rows);
+  const g = (await c.groups.getGroup({ organizationId, groupId })).group!;
+  expect(g.memberCount, "GetGroup member_count").toBe(BigInt(rows));
+  const added = await eventCount(groupId, "group.member_added");
+  const removed = await eventCount(groupId, "group.member_removed");
+  expect(added - removed, "member_added − member_removed events").toBe(rows);
+  return { rows, added, removed };
+}
+
+/** 32 clients, half on the grpc-js door and half on connect-node. */
+function clientPool(size = 32): Clients[] {
+  const doors: Door[] = ["grpc", "connect"];
+  return Array.from({ length: size }, (_, i) => t.clients(doors[i % 2]));
+}
+
+beforeAll(async () => {
+  t = await startTestServer();
+});
+
+afterAll(async () => {
+  await t?.close();
+});
+
+describe("concurrent writers", () => {
+  it("add and remove of the same (group, membership) pair from 32 clients", async () => {
+    const c = t.clients("grpc");
+    const org = (await c.orgs.createOrganization({ name: "Same pair" })).organization!.id;
+    const m = (await c.orgs.createOrganizationMembership({ organizationId: org, userId: "u" }))
+      .organizationMembership!.id;
+    const g = (await c.groups.createGroup({ organizationId: org, name: "Hot" })).group!.id;
+    const ref = { organizationId: org, groupId: g, organizationMembershipId: m };
+
+    const ROUNDS = 8;
+    const clients = clientPool(32);
+    let addedTrue = 0;
+    let removedTrue = 0;
+    const unexpected: string[] = [];
+
+    await Promise.all(
+      clients.map(async (client, w) => {
+        for (let r = 0; r < ROUNDS; r++) {
+          const op = (w + r) % 4;
+          if (op === 0 || op === 3) {
+            const o = await outcome(client.groups.addGroupMember(ref));
+            if (!o.ok) unexpected.push(`add: ${describeFailure(o)}`);
+            else {
+              if (o.value.added) addedTrue++;
+              if (o.value.group!.memberCount !== 1n)
+                unexpected.push(`add answered member_count ${o.value.group!.memberCount}`);
+            }
+          } else {
+            const allowMissing = op === 1;
+            const o = await outcome(client.groups.removeGroupMember({ ...ref, allowMissing }));
+            if (o.ok) {
+              if (o.value.removed) removedTrue++;
+              if (o.value.group!.memberCount !== 0n)
+                unexpected.push(`remove answered member_count ${o.value.group!.memberCount}`);
+            } else if (
+              allowMissing ||
+              o.code !== Code.NotFound ||
+              o.reason !== "GROUP_MEMBERSHIP_NOT_FOUND"
+            ) {
+              unexpected.push(`remove(allow_missing=${allowMissing}): ${describeFailure(o)}`);
+            }
+          }
+        }
+      }),
+    );
+
+    expect(unexpected).toEqual([]);
+    expect(addedTrue, "some adds changed something").toBeGreaterThan(0);
+    const rows = await linkRows(g, m);
+    expect(rows).toBeLessThanOrEqual(1);
+    const { added, removed } = await checkGroupConsistent(c, org, g);
+    // One event per change actually made, and none for the no-ops.
+    expect(added).toBe(addedTrue);
+    expect(removed).toBe(removedTrue);
+    expect(addedTrue - removedTrue).toBe(rows);
+    // The membership and the group themselves are unaffected.
+    await c.orgs.getOrganizationMembership({ organizationMembershipId: m });
+    const listed = await c.groups.listGroupMembers({ organizationId: org, groupId: g });
+    expect(listed.organizationMemberships.map((x) => x.id)).toEqual(rows === 1 ? [m] : []);
+  });
+
+  it("adds and removes of many memberships on one hot group keep member_count exact", async () => {
+    const c = t.clients("grpc");
+    const org = (await c.orgs.createOrganization({ name: "Hot group" })).organization!.id;
+    const members = await pool(Array.from({ length: 240 }), 16, async (_, i) => {
+      const r = await c.orgs.createOrganizationMembership({ organizationId: org, userId: `u${i}` });
+      return r.organizationMembership!.id;
+    });
+    const g = (await c.groups.createGroup({ organizationId: org, name: "Everyone" })).group!.id;
+    const clients = clientPool(32);
+    const unexpected: string[] = [];
+
+    // Every membership added twice by single adds, plus overlapping batches of 40.
+    type Job = { kind: "one"; id: string } | { kind: "batch"; ids: string[] };
+    const jobs: Job[] = [
+      ...members.map((id): Job => ({ kind: "one", id })),
+      ...[...members].reverse().map((id): Job => ({ kind: "one", id })),
+    ];
+    // Interleave six overlapping batches of 40 among the singles.
+    for (let i = 5; i >= 0; i--) {
+      jobs.splice(i * 80, 0, { kind: "batch", ids: members.slice(i * 40, i * 40 + 40) });
+    }
+    let addedTrue = 0;
+    await pool(jobs, 32, async (job, i) => {
+      const client = clients[i % clients.length];
+      if (job.kind === "one") {
+        const o = await outcome(
+          client.groups.addGroupMember({
+            organizationId: org,
+            groupId: g,
+            organizationMembershipId: job.id,
+          }),
+        );
+        if (o.ok) addedTrue += o.value.added ? 1 : 0;
+        else unexpected.push(`add: ${describeFailure(o)}`);
+      } else {
+        const o = await outcome(
+          client.groups.batchAddGroupMembers({
+            organizationId: org,
+            groupId: g,
+            organizationMembershipIds: job.ids,
+          }),
+        );
+        if (o.ok) {
+          expect(o.value.results.map((r) => r.organizationMembershipId)).toEqual(job.ids);
+          addedTrue += o.value.results.filter((r) => r.added).length;
+        } else unexpected.push(`batch add: ${describeFailure(o)}`);
+      }
+    });
+    expect(unexpected).toEqual([]);
+    expect(addedTrue, "each membership added exactly once").toBe(members.length);
+    let state = await checkGroupConsistent(c, org, g);
+    expect(state.rows).toBe(members.length);
+    expect(state.added).toBe(members.length);
+
+    // Now remove 100 of them, each twice (allow_missing), from all clients at once.
+    const gone = members.filter((_, i) => i % 12 < 5);
+    let removedTrue = 0;
+    await pool([...gone, ...gone], 32, async (id, i) => {
+      const o = await outcome(
+        clients[i % clients.length].groups.removeGroupMember({
+          organizationId: org,
+          groupId: g,
+          organizationMembershipId: id,
+          allowMissing: true,
+        }),
+      );
+      if (o.ok) removedTrue += o.value.removed ? 1 : 0;
+      else unexpected.push(`remove: ${describeFailure(o)}`);
+    });
+    expect(unexpected).toEqual([]);
+    expect(removedTrue).toBe(gone.length);
+    state = await checkGroupConsistent(c, org, g);
+    expect(state.rows).toBe(members.length - gone.length);
+    expect(state.removed).toBe(gone.length);
+  });
+
+  it("CreateGroup with the same request_id from many clients creates one group", async () => {
+    const c = t.clients("grpc");
+    const doors: Door[] = ["grpc", "connect", "grpc-web"];
+    for (let round = 0; round < 5; round++) {
+      const org = (await c.orgs.createOrganization({ name: `Idempotent ${round}` })).organization!
+        .id;
+      const clients = Array.from({ length: 24 }, (_, i) => t.clients(doors[i % 3]));
+      const req = {
+        organizationId: org,
+        name: "Payroll",
+        description: "once",
+        requestId: `req-${round}-same`,
+      };
+      const outcomes = await Promise.all(clients.map((x) => outcome(x.groups.createGroup(req))));
+      const failures = outcomes.filter((o) => !o.ok).map(describeFailure);
+      expect(failures).toEqual([]);
+      const groups = outcomes.map((o) => (o.ok ? o.value.group! : undefined)!);
+      const ids = new Set(groups.map((g) => g.id));
+      expect(ids.size, "every caller got the same group").toBe(1);
+      const [id] = ids;
+      for (const g of groups) {
+        expect(g.name).toBe("Payroll");
+        expect(g.description).toBe("once");
+        expect(g.etag).toBe(groups[0].etag);
+        expect(g.createdAt).toEqual(groups[0].createdAt);
+      }
+      expect(await scalar("SELECT COUNT(*) FROM org_groups WHERE organization_id = ?", [org])).toBe(
+        1,
+      );
+      expect(
+        await scalar(
+          "SELECT COUNT(*) FROM events WHERE organization_id = ? AND type = 'group.created'",
+          [org],
+        ),
+      ).toBe(1);
+      expect(await scalar("SELECT COUNT(*) FROM events WHERE organization_id = ?", [org])).toBe(1);
+      expect(
+        await scalar("SELECT COUNT(*) FROM idempotency_keys WHERE organization_id = ?", [org]),
+      ).toBe(1);
+      const listed = await c.groups.listGroups({ organizationId: org });
+      expect(listed.groups.map((g) => g.id)).toEqual([id]);
+    }
+  });
+
+  it("DeleteOrganizationMembership racing AddGroupMember leaves a consistent state", async () => {
+    const c = t.clients("grpc");
+    const org = (await c.orgs.createOrganization({ name: "Delete race" })).organization!.id;
+    const K = 16;
+    const members = await pool(Array.from({ length: K }), 8, async (_, i) => {
+      const r = await c.orgs.createOrganizationMembership({ organizationId: org, userId: `d${i}` });
+      return r.organizationMembership!.id;
+    });
+    // A membership that stays, so the hot group is not trivially empty.
+    const keeper = (await c.orgs.createOrganizationMembership({ organizationId: org, userId: "k" }))
+      .organizationMembership!.id;
+    const hot = (await c.groups.createGroup({ organizationId: org, name: "Hot" })).group!.id;
+    await c.groups.addGroupMember({
+      organizationId: org,
+      groupId: hot,
+      organizationMembershipId: keeper,
+    });
+    const own = await pool(members, 8, async (_, i) => {
+      const r = await c.groups.createGroup({ organizationId: org, name: `own ${i}` });
+      return r.group!.id;
+    });
+    // Half of them are already in their own group before the race (the delete must cascade).
+    for (let i = 0; i < K; i += 2) {
+      await c.groups.addGroupMember({
+        organizationId: org,
+        groupId: own[i],
+        organizationMembershipId: members[i],
+      });
+    }
+
+    const clients = clientPool(32);
+    const unexpected: string[] = [];
+    const addedTrue = new Map<string, number>(); // group id → successful adds with added = true
+    const deletesOk = new Map<string, number>();
+    let n = 0;
+    const next = () => clients[n++ % clients.length];
+
+    const add = async (groupId: string, membershipId: string) => {
+      const o = await outcome(
+        next().groups.addGroupMember({
+          organizationId: org,
+          groupId,
+          organizationMembershipId: membershipId,
+        }),
+      );
+      if (o.ok) {
+        if (o.value.added) addedTrue.set(groupId, (addedTrue.get(groupId) ?? 0) + 1);
+      } else if (o.code !== Code.NotFound || o.reason !== "ORGANIZATION_MEMBERSHIP_NOT_FOUND") {
+        unexpected.push(`add ${membershipId} to ${groupId}: ${describeFailure(o)}`);
+      }
+    };
+    const del = async (membershipId: string) => {
+      const o = await outcome(
+        next().orgs.deleteOrganizationMembership({ organizationMembershipId: membershipId }),
+      );
+      if (o.ok) deletesOk.set(membershipId, (deletesOk.get(membershipId) ?? 0) + 1);
+      else if (o.code !== Code.NotFound || o.reason !== "ORGANIZATION_MEMBERSHIP_NOT_FOUND") {
+        unexpected.push(`delete ${membershipId}: ${describeFailure(o)}`);
+      }
+    };
+
+    await Promise.all(
+      members.flatMap((m, i) => {
+        const adds = [
+          add(hot, m),
+          add(own[i], m),
+          add(hot, m),
+          add(own[i], m),
+          add(hot, m),
+          add(own[i], m),
+        ];
+        // Vary who starts first: the delete before, among, or after the adds.
+        const deletes =
+          i % 3 === 0
+            ? [del(m), del(m)]
+            : [
+                Promise.resolve().then(() => del(m)),
+                new Promise<void>((r) => setImmediate(r)).then(() => del(m)),
+              ];
+        return i % 2 === 0 ? [...deletes, ...adds] : [...adds, ...deletes];
+      }),
+    );
+
+    expect(unexpected).toEqual([]);
+    for (const m of members) expect(deletesOk.get(m), `exactly one delete of ${m} wins`).toBe(1);
+
+    // Every raced membership is gone, with no group membership left behind.
+    const placeholders = members.map(() => "?").join(",");
+    expect(
+      await scalar(
+        `SELECT COUNT(*) FROM organization_memberships WHERE id IN (${placeholders})`,
+        members,
+      ),
+    ).toBe(0);
+    expect(
+      await scalar(
+        `SELECT COUNT(*) FROM group_memberships WHERE organization_membership_id IN (${placeholders})`,
+        members,
+      ),
+    ).toBe(0);
+    expect(
+      await scalar(
+        `SELECT COUNT(*) FROM group_memberships gm
+           LEFT JOIN organization_memberships m ON m.id = gm.organization_membership_id
+          WHERE m.id IS NULL`,
+        [],
+      ),
+    ).toBe(0);
+
+    for (const m of members) {
+      const o = await outcome(c.orgs.getOrganizationMembership({ organizationMembershipId: m }));
+      expect(o.ok ? "OK" : Code[o.code]).toBe("NotFound");
+    }
+    const hotState = await checkGroupConsistent(c, org, hot);
+    expect(hotState.rows).toBe(1);
+    const hotMembers = await c.groups.listGroupMembers({ organizationId: org, groupId: hot });
+    expect(hotMembers.organizationMemberships.map((x) => x.id)).toEqual([keeper]);
+    // Every successful add recorded exactly one member_added; every one was undone by the cascade.
+    expect(hotState.added).toBe(1 + (addedTrue.get(hot) ?? 0));
+    for (let i = 0; i < K; i++) {
+      const state = await checkGroupConsistent(c, org, own[i]);
+      expect(state.rows).toBe(0);
+      expect(state.added).toBe((i % 2 === 0 ? 1 : 0) + (addedTrue.get(own[i]) ?? 0));
+    }
+  });
+});
