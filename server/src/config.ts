@@ -41,6 +41,11 @@ const EnvSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "dot-separated tokens without wildcards")
     .default("groups.v1"),
+  NATS_DUPLICATE_WINDOW_SECONDS: z.coerce.number().int().min(30).max(86_400).default(120),
+  EVENTS_RETENTION_DAYS: z.coerce.number().min(1).max(3650).default(30),
+  EVENTS_PAYLOAD_FORMAT: z.enum(["binary", "json"]).default("binary"),
+  RELAY_POLL_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(250),
+  GROUPS_FAULT_INJECTION: z.enum(["crash-before-publish", "crash-after-ack"]).optional(),
   AUTH_BOOTSTRAP_KEY: optionalString,
   AUTH_DISABLED: flag(false),
   JWT_JWKS_URL: optionalString,
@@ -77,7 +82,19 @@ export interface Config {
     | { kind: "mysql"; url: string; poolSize: number; poolQueueLimit: number }
     | { kind: "sqlite"; path: string };
   migrateOnStart: boolean;
-  nats: { url?: string; stream: string; subjectPrefix: string };
+  nats: {
+    url?: string;
+    stream: string;
+    subjectPrefix: string;
+    duplicateWindowMs: number;
+  };
+  events: {
+    retentionMs: number;
+    payloadFormat: "binary" | "json";
+    relayPollIntervalMs: number;
+    /** Test-only crash points in the relay. */
+    fault?: "crash-before-publish" | "crash-after-ack";
+  };
   auth: {
     disabled: boolean;
     bootstrapKey?: string;
@@ -118,7 +135,18 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         }
       : { kind: "sqlite", path: e.SQLITE_PATH },
     migrateOnStart: e.MIGRATE_ON_START,
-    nats: { url: e.NATS_URL, stream: e.NATS_STREAM, subjectPrefix: e.NATS_SUBJECT_PREFIX },
+    nats: {
+      url: e.NATS_URL,
+      stream: e.NATS_STREAM,
+      subjectPrefix: e.NATS_SUBJECT_PREFIX,
+      duplicateWindowMs: e.NATS_DUPLICATE_WINDOW_SECONDS * 1000,
+    },
+    events: {
+      retentionMs: e.EVENTS_RETENTION_DAYS * 24 * 3600 * 1000,
+      payloadFormat: e.EVENTS_PAYLOAD_FORMAT,
+      relayPollIntervalMs: e.RELAY_POLL_INTERVAL_MS,
+      fault: e.GROUPS_FAULT_INJECTION,
+    },
     auth: {
       disabled: e.AUTH_DISABLED,
       bootstrapKey: e.AUTH_BOOTSTRAP_KEY,

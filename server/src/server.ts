@@ -6,6 +6,11 @@ import { GroupsService } from "../../clients/src/gen/groups/v1/groups_pb.js";
 import { OrganizationsService } from "../../clients/src/gen/groups/v1/organizations_pb.js";
 import { Authenticator } from "./auth/authenticator.js";
 import type { Config } from "./config.js";
+import { EventsService } from "../../clients/src/gen/groups/v1/events_pb.js";
+import { EventFeed } from "./domain/event-feed.js";
+import { NatsPublisher } from "./events/nats-publisher.js";
+import { DEFAULT_RELAY_OPTIONS, Relay, type RelayOptions } from "./events/relay.js";
+import { eventsHandlers } from "./rpc/events-service.js";
 import { Groups } from "./domain/groups.js";
 import { Memberships } from "./domain/memberships.js";
 import { Organizations } from "./domain/organizations.js";
@@ -32,6 +37,7 @@ export interface RunningServer {
   httpPort: number;
   database: Database;
   reaper: Reaper;
+  relay: Relay;
   log: Logger;
   close(): Promise<void>;
 }
@@ -42,7 +48,7 @@ export interface RunningServer {
  */
 export async function startServer(
   config: Config,
-  opts: { log?: Logger; reaper?: Partial<ReaperOptions> } = {},
+  opts: { log?: Logger; reaper?: Partial<ReaperOptions>; relay?: Partial<RelayOptions> } = {},
 ): Promise<RunningServer> {
   const log = opts.log ?? createLogger(config.logLevel);
   if (config.auth.disabled)
@@ -62,6 +68,27 @@ export async function startServer(
     ...opts.reaper,
   });
 
+  const publisher = config.nats.url
+    ? new NatsPublisher(
+        {
+          url: config.nats.url,
+          stream: config.nats.stream,
+          subjectPrefix: config.nats.subjectPrefix,
+          duplicateWindowMs: config.nats.duplicateWindowMs,
+          maxAgeMs: config.events.retentionMs,
+          format: config.events.payloadFormat,
+        },
+        log.child({ component: "nats" }),
+      )
+    : undefined;
+  const relay = new Relay(database, publisher, log.child({ component: "relay" }), {
+    ...DEFAULT_RELAY_OPTIONS,
+    pollIntervalMs: config.events.relayPollIntervalMs,
+    retentionMs: config.events.retentionMs,
+    fault: config.events.fault,
+    ...opts.relay,
+  });
+
   const bindings: ServiceBinding[] = [
     { service: GroupsService, handlers: groupsHandlers(new Groups(database, reaper)) as never },
     {
@@ -71,6 +98,7 @@ export async function startServer(
         new Memberships(database),
       ) as never,
     },
+    { service: EventsService, handlers: eventsHandlers(new EventFeed(database, relay)) as never },
   ];
   const pipeline = new CallPipeline(log, new Authenticator(config.auth));
 
@@ -112,6 +140,7 @@ export async function startServer(
     ),
   );
   reaper.start();
+  relay.start();
 
   const httpPort = (http.server.address() as AddressInfo).port;
   log.info({ httpPort, grpcPort, database: config.database.kind }, "groups service listening");
@@ -121,6 +150,7 @@ export async function startServer(
     httpPort,
     database,
     reaper,
+    relay,
     log,
     async close() {
       await new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
@@ -130,6 +160,8 @@ export async function startServer(
         http.http1.closeAllConnections();
       });
       await reaper.stop();
+      await relay.stop();
+      await publisher?.close();
       await dataSource.destroy();
     },
   };

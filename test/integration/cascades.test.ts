@@ -50,7 +50,7 @@ interface EventRow {
 
 async function lastSequence(): Promise<number> {
   const [rows] = await t.db.sql.query<RowDataPacket[]>(
-    "SELECT COALESCE(MAX(sequence), 0) AS s FROM events",
+    "SELECT COALESCE(MAX(outbox_seq), 0) AS s FROM events",
   );
   return Number(rows[0].s);
 }
@@ -58,8 +58,8 @@ async function lastSequence(): Promise<number> {
 /** Events recorded after `since`, oldest first, optionally of one organization. */
 async function eventsAfter(since: number, organizationId?: string): Promise<EventRow[]> {
   const [rows] = await t.db.sql.query<RowDataPacket[]>(
-    `SELECT sequence, type, organization_id, group_id, cause, payload FROM events
-     WHERE sequence > ? ${organizationId ? "AND organization_id = ?" : ""} ORDER BY sequence`,
+    `SELECT outbox_seq AS sequence, type, organization_id, group_id, cause, payload FROM events
+     WHERE outbox_seq > ? ${organizationId ? "AND organization_id = ?" : ""} ORDER BY outbox_seq`,
     organizationId ? [since, organizationId] : [since],
   );
   return rows.map((r) => ({

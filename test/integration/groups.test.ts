@@ -75,7 +75,7 @@ interface EventRow {
 
 async function lastSequence(): Promise<number> {
   const [rows] = await t.db.sql.query<RowDataPacket[]>(
-    "SELECT COALESCE(MAX(sequence), 0) AS s FROM events",
+    "SELECT COALESCE(MAX(outbox_seq), 0) AS s FROM events",
   );
   return Number(rows[0].s);
 }
@@ -83,7 +83,7 @@ async function lastSequence(): Promise<number> {
 /** Every event recorded after `since`, oldest first. */
 async function eventsAfter(since: number): Promise<EventRow[]> {
   const [rows] = await t.db.sql.query<RowDataPacket[]>(
-    "SELECT sequence, id, type, organization_id, group_id, cause, payload FROM events WHERE sequence > ? ORDER BY sequence",
+    "SELECT outbox_seq AS sequence, id, type, organization_id, group_id, cause, payload FROM events WHERE outbox_seq > ? ORDER BY outbox_seq",
     [since],
   );
   return rows.map((r) => ({

@@ -62,14 +62,14 @@ function expectMillisecondTimestamp(ts: Timestamp | undefined) {
 
 async function lastSequence(): Promise<number> {
   const [rows] = await t.db.sql.query<RowDataPacket[]>(
-    "SELECT COALESCE(MAX(sequence), 0) AS s FROM events",
+    "SELECT COALESCE(MAX(outbox_seq), 0) AS s FROM events",
   );
   return Number(rows[0].s);
 }
 
 async function eventTypesAfter(since: number): Promise<string[]> {
   const [rows] = await t.db.sql.query<RowDataPacket[]>(
-    "SELECT type FROM events WHERE sequence > ? ORDER BY sequence",
+    "SELECT type FROM events WHERE outbox_seq > ? ORDER BY outbox_seq",
     [since],
   );
   return rows.map((r) => r.type as string);

@@ -46,6 +46,11 @@ export interface NewEvent {
 
 /** An event as stored: `sequence` is unique and increases in recording order. */
 export interface RecordedEvent extends NewEvent {
+  /** Position in the outbox (insert order); internal. */
+  outboxSeq: string;
+  /** Decimal; assigned by the relay leader, so readers never see a gap filled later. */
   sequence: string;
-  publishedAt: Date | null;
 }
+
+export const isEventType = (t: string): t is EventType =>
+  (EVENT_TYPES as readonly string[]).includes(t);

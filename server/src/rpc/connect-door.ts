@@ -5,7 +5,7 @@ import type { CallPipeline } from "./pipeline.js";
 /** A service descriptor with its protocol-neutral handlers. */
 export interface ServiceBinding {
   service: DescService;
-  handlers: Record<string, (req: never, ctx: never) => Promise<unknown>>;
+  handlers: Record<string, (req: never, ctx: never) => unknown>;
 }
 
 /**
@@ -15,19 +15,18 @@ export interface ServiceBinding {
 export function connectRoutes(bindings: ServiceBinding[], pipeline: CallPipeline) {
   return (router: ConnectRouter) => {
     for (const { service, handlers } of bindings) {
-      const impl: Record<string, (req: unknown, ctx: HandlerContext) => Promise<unknown>> = {};
+      const impl: Record<string, (req: unknown, ctx: HandlerContext) => unknown> = {};
       for (const method of service.methods) {
-        const handler = handlers[method.localName] as (
-          req: unknown,
-          ctx: unknown,
-        ) => Promise<unknown>;
-        impl[method.localName] = (req, ctx) =>
-          pipeline.run(
-            method,
-            req,
-            { protocol: "connect", requestHeaders: ctx.requestHeader, signal: ctx.signal },
-            handler,
-          );
+        const handler = handlers[method.localName] as never;
+        const call = (ctx: HandlerContext) => ({
+          protocol: "connect" as const,
+          requestHeaders: ctx.requestHeader,
+          signal: ctx.signal,
+        });
+        impl[method.localName] =
+          method.methodKind === "server_streaming"
+            ? (req, ctx) => pipeline.runStream(method, req, call(ctx), handler)
+            : (req, ctx) => pipeline.run(method, req, call(ctx), handler);
       }
       router.service(service, impl as never);
     }

@@ -5,6 +5,7 @@ import {
   type DescMessage,
   type DescMethod,
 } from "@bufbuild/protobuf";
+import { once } from "node:events";
 import * as grpc from "@grpc/grpc-js";
 import { ConnectError } from "@connectrpc/connect";
 import type { ServiceBinding } from "./connect-door.js";
@@ -25,21 +26,21 @@ export function addGrpcServices(
     const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
     const implementation: grpc.UntypedServiceImplementation = {};
     for (const method of service.methods) {
-      if (method.methodKind !== "unary") continue;
+      const streaming = method.methodKind === "server_streaming";
+      if (method.methodKind !== "unary" && !streaming) continue;
       definition[method.name] = {
         path: `/${service.typeName}/${method.name}`,
         requestStream: false,
-        responseStream: false,
+        responseStream: streaming,
         requestSerialize: serializer(method.input),
         requestDeserialize: (bytes: Buffer) => fromBinary(method.input, bytes),
         responseSerialize: serializer(method.output),
         responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
       };
-      const handler = handlers[method.localName] as (
-        req: unknown,
-        ctx: unknown,
-      ) => Promise<unknown>;
-      implementation[method.name] = unary(method, handler, pipeline);
+      const handler = handlers[method.localName] as never;
+      implementation[method.name] = streaming
+        ? serverStreaming(method, handler, pipeline)
+        : unary(method, handler, pipeline);
     }
     server.addService(definition as grpc.ServiceDefinition, implementation);
   }
@@ -67,6 +68,33 @@ function unary(
         (res) => callback(null, create(method.output, res as never)),
         (err: unknown) => callback(grpcError(err)),
       );
+  };
+}
+
+function serverStreaming(
+  method: DescMethod,
+  handler: (req: unknown, ctx: unknown) => AsyncIterable<unknown>,
+  pipeline: CallPipeline,
+): grpc.handleServerStreamingCall<unknown, unknown> {
+  return async (call) => {
+    const abort = new AbortController();
+    call.on("cancelled", () => abort.abort());
+    call.on("close", () => abort.abort());
+    const transport = {
+      protocol: "grpc" as const,
+      requestHeaders: headersOf(call.metadata),
+      signal: abort.signal,
+    };
+    try {
+      for await (const res of pipeline.runStream(method, call.request, transport, handler)) {
+        if (abort.signal.aborted) break;
+        if (!call.write(create(method.output, res as never)))
+          await once(call, "drain", { signal: abort.signal });
+      }
+      if (!abort.signal.aborted) call.end();
+    } catch (err) {
+      if (!abort.signal.aborted) call.emit("error", grpcError(err));
+    }
   };
 }
 

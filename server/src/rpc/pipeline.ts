@@ -1,5 +1,6 @@
 import type {
   DescMethod,
+  DescMethodServerStreaming,
   DescMethodUnary,
   DescService,
   MessageInitShape,
@@ -20,11 +21,16 @@ export interface CallContext {
   readonly log: Logger;
 }
 
-/** A service's handlers: one async function per unary RPC, protocol-neutral. */
+/**
+ * A service's handlers, protocol-neutral: an async function per unary RPC, an
+ * async iterable per server-streaming RPC.
+ */
 export type Handlers<S extends DescService> = {
   [P in keyof S["method"]]: S["method"][P] extends DescMethodUnary<infer I, infer O>
     ? (req: MessageShape<I>, ctx: CallContext) => Promise<MessageInitShape<O>>
-    : never;
+    : S["method"][P] extends DescMethodServerStreaming<infer I, infer O>
+      ? (req: MessageShape<I>, ctx: CallContext) => AsyncIterable<MessageInitShape<O>>
+      : never;
 };
 
 /** What a front door hands the pipeline for one call. */
@@ -52,28 +58,50 @@ export class CallPipeline {
     call: TransportCall,
     handler: (req: Req, ctx: CallContext) => Promise<Res>,
   ): Promise<Res> {
-    const offered = call.requestHeaders.get("x-request-id");
-    const requestId = offered && REQUEST_ID.test(offered) ? offered : ulid();
-    const log = this.log.child({ requestId, rpc: `${method.parent.typeName}/${method.name}` });
+    const ctx = this.context(method, call);
     const started = performance.now();
     try {
       this.authenticator.authenticate(call.requestHeaders);
-      const res = await handler(req, {
-        requestId,
-        method,
-        requestHeaders: call.requestHeaders,
-        signal: call.signal,
-        log,
-      });
-      log.debug({ protocol: call.protocol, ms: performance.now() - started }, "ok");
+      const res = await handler(req, ctx);
+      ctx.log.debug({ protocol: call.protocol, ms: performance.now() - started }, "ok");
       return res;
     } catch (err) {
-      const wire: ConnectError = toConnectError(err, log);
-      log.debug(
-        { protocol: call.protocol, ms: performance.now() - started, code: wire.code },
-        "error",
-      );
-      throw wire;
+      throw this.fail(err, ctx, call, started);
     }
+  }
+
+  /** The streaming twin of run(): errors before or between messages are mapped the same way. */
+  async *runStream<Req, Res>(
+    method: DescMethod,
+    req: Req,
+    call: TransportCall,
+    handler: (req: Req, ctx: CallContext) => AsyncIterable<Res>,
+  ): AsyncGenerator<Res> {
+    const ctx = this.context(method, call);
+    const started = performance.now();
+    try {
+      this.authenticator.authenticate(call.requestHeaders);
+      yield* handler(req, ctx);
+      ctx.log.debug({ protocol: call.protocol, ms: performance.now() - started }, "stream ended");
+    } catch (err) {
+      if (call.signal.aborted) return; // the caller went away; nobody to tell
+      throw this.fail(err, ctx, call, started);
+    }
+  }
+
+  private context(method: DescMethod, call: TransportCall): CallContext {
+    const offered = call.requestHeaders.get("x-request-id");
+    const requestId = offered && REQUEST_ID.test(offered) ? offered : ulid();
+    const log = this.log.child({ requestId, rpc: `${method.parent.typeName}/${method.name}` });
+    return { requestId, method, requestHeaders: call.requestHeaders, signal: call.signal, log };
+  }
+
+  private fail(err: unknown, ctx: CallContext, call: TransportCall, started: number): ConnectError {
+    const wire = toConnectError(err, ctx.log);
+    ctx.log.debug(
+      { protocol: call.protocol, ms: performance.now() - started, code: wire.code },
+      "error",
+    );
+    return wire;
   }
 }

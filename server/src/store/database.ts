@@ -1,13 +1,29 @@
+import { EventEmitter } from "node:events";
 import type { DataSource, EntityManager } from "typeorm";
 import { DomainError } from "../domain/errors.js";
 import { isRetryableConflict, isUnavailable } from "./errors.js";
 
-/** The store's handle: a connected data source plus the transaction-with-retry helper. */
-export class Database {
+/** Transactions that appended events (see outbox.ts); checked after commit. */
+const transactionsWithEvents = new WeakSet<EntityManager>();
+
+/** Called by the outbox writer: this transaction's commit must wake the relay. */
+export function noteEventsWritten(tx: EntityManager): void {
+  transactionsWithEvents.add(tx);
+}
+
+/**
+ * The store's handle: a connected data source plus the transaction-with-retry
+ * helper. Emits "events-committed" after a transaction that wrote events
+ * commits, so the relay on this replica publishes at once instead of polling.
+ */
+export class Database extends EventEmitter {
   constructor(
     readonly dataSource: DataSource,
     private readonly retry = { attempts: 5, baseDelayMs: 5, maxDelayMs: 200 },
-  ) {}
+  ) {
+    super();
+    this.setMaxListeners(0);
+  }
 
   /** Manager for single-statement reads outside a transaction. */
   get reader(): EntityManager {
@@ -23,8 +39,14 @@ export class Database {
    */
   async transaction<T>(work: (tx: EntityManager) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
+      let manager: EntityManager | undefined;
       try {
-        return await this.dataSource.transaction("READ COMMITTED", work);
+        const result = await this.dataSource.transaction("READ COMMITTED", (tx) => {
+          manager = tx;
+          return work(tx);
+        });
+        if (manager && transactionsWithEvents.has(manager)) this.emit("events-committed");
+        return result;
       } catch (err) {
         if (isUnavailable(err)) {
           throw new DomainError(

@@ -86,7 +86,10 @@ export const GroupMembershipEntity = new EntitySchema<GroupMembershipRow>({
 });
 
 export interface EventRow {
-  sequence: string;
+  /** Insert order (AUTO_INCREMENT). */
+  outboxSeq: string;
+  /** Order given by the relay leader; null until sequenced. */
+  sequence: string | null;
   id: string;
   type: string;
   organizationId: string;
@@ -102,7 +105,14 @@ export const EventEntity = new EntitySchema<EventRow>({
   name: "Event",
   tableName: "events",
   columns: {
-    sequence: { type: "bigint", unsigned: true, primary: true, generated: "increment" },
+    outboxSeq: {
+      type: "bigint",
+      unsigned: true,
+      primary: true,
+      generated: "increment",
+      name: "outbox_seq",
+    },
+    sequence: { type: "bigint", unsigned: true, nullable: true },
     id: id("id"),
     type: { type: "varchar", length: 64 },
     organizationId: id("organization_id"),

@@ -1,5 +1,6 @@
 import type { EntityManager } from "typeorm";
 import type { NewEvent } from "../domain/events.js";
+import { noteEventsWritten } from "./database.js";
 import { EventEntity } from "./entities.js";
 
 /**
@@ -10,6 +11,7 @@ import { EventEntity } from "./entities.js";
  */
 export async function appendEvents(tx: EntityManager, events: NewEvent[]): Promise<void> {
   if (events.length === 0) return;
+  noteEventsWritten(tx);
   // Large batches go in slices to stay well below max_allowed_packet.
   for (let i = 0; i < events.length; i += 500) {
     await tx.insert(
@@ -22,6 +24,7 @@ export async function appendEvents(tx: EntityManager, events: NewEvent[]): Promi
         cause: e.cause,
         payload: JSON.stringify(e.data),
         createdAt: e.createdAt,
+        sequence: null,
         publishedAt: null,
       })),
     );

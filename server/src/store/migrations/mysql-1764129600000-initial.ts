@@ -61,8 +61,12 @@ export class Initial1764129600000 implements MigrationInterface {
       CONSTRAINT fk_group_memberships_member FOREIGN KEY (organization_membership_id)
         REFERENCES organization_memberships (id)
     ) ${table}`);
+    // The transactional outbox and the event log in one table. outbox_seq is
+    // the insert order; `sequence` is given by the single relay leader, in one
+    // transaction per batch, so readers never see a gap filled in later.
     await q.query(`CREATE TABLE events (
-      sequence BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+      outbox_seq BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+      sequence BIGINT UNSIGNED NULL,
       id ${id} NOT NULL,
       type VARCHAR(64) CHARACTER SET ascii NOT NULL,
       organization_id ${id} NOT NULL,
@@ -71,8 +75,9 @@ export class Initial1764129600000 implements MigrationInterface {
       payload LONGTEXT NOT NULL,
       created_at DATETIME(3) NOT NULL,
       published_at DATETIME(3) NULL,
-      PRIMARY KEY (sequence),
+      PRIMARY KEY (outbox_seq),
       UNIQUE KEY uq_events_id (id),
+      UNIQUE KEY uq_events_sequence (sequence),
       KEY ix_events_unpublished (published_at, sequence),
       KEY ix_events_org_sequence (organization_id, sequence),
       KEY ix_events_created_at (created_at)

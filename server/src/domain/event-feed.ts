@@ -1,0 +1,107 @@
+import { once } from "node:events";
+import type { EventEmitter } from "node:events";
+import type { Database } from "../store/database.js";
+import * as store from "../store/events.js";
+import { invalidArgument } from "./errors.js";
+import { isEventType, type EventType, type RecordedEvent } from "./events.js";
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "./pagination.js";
+import { Violations } from "./validation.js";
+
+export interface FeedFilterInput {
+  types: string[];
+  organizationId: string;
+}
+
+/**
+ * The events API's rules: ListEvents pages and StreamEvents' replay-then-tail.
+ * Both read only sequenced events, whose sequence numbers become visible in
+ * increasing order, so "everything after N" never misses an event.
+ */
+export class EventFeed {
+  constructor(
+    private readonly db: Database,
+    /** Emits "sequenced" when this replica's relay gave out new sequence numbers. */
+    private readonly sequenced: EventEmitter,
+    private readonly pollIntervalMs = 250,
+  ) {}
+
+  async list(
+    input: FeedFilterInput & { rangeStart?: Date; rangeEnd?: Date; after: string; limit: number },
+  ): Promise<{ events: RecordedEvent[]; after: string }> {
+    const v = new Violations();
+    const filter = this.filter(v, input);
+    if (input.rangeStart && input.rangeEnd && input.rangeStart > input.rangeEnd) {
+      v.add("range_end", "must not be before range_start");
+    }
+    if (!Number.isInteger(input.limit) || input.limit < 0 || input.limit > MAX_PAGE_SIZE) {
+      v.add("limit", `must be between 1 and ${MAX_PAGE_SIZE} (0 means ${DEFAULT_PAGE_SIZE})`);
+    }
+    v.optionalId("after", "event", input.after);
+    v.throwIfAny();
+    const limit = input.limit || DEFAULT_PAGE_SIZE;
+    const from = input.after ? await this.cursor(input.after) : "0";
+    const rows = await store.eventsAfter(
+      this.db.reader,
+      { ...filter, rangeStart: input.rangeStart, rangeEnd: input.rangeEnd },
+      from,
+      limit + 1,
+    );
+    const events = rows.slice(0, limit);
+    return { events, after: rows.length > limit ? events[events.length - 1].id : "" };
+  }
+
+  /** Validates a stream request up front, so a bad one fails before any event is sent. */
+  async openStream(
+    input: FeedFilterInput & { after: string },
+  ): Promise<{ filter: store.EventFilter; from: string }> {
+    const v = new Violations();
+    const filter = this.filter(v, input);
+    v.optionalId("after", "event", input.after);
+    v.throwIfAny();
+    const from = input.after
+      ? await this.cursor(input.after)
+      : await store.latestSequence(this.db.reader);
+    return { filter, from };
+  }
+
+  /** Replays from the position, then follows new events until `signal` aborts. */
+  async *stream(
+    filter: store.EventFilter,
+    from: string,
+    signal: AbortSignal,
+  ): AsyncGenerator<RecordedEvent> {
+    let last = from;
+    const batch = 500;
+    while (!signal.aborted) {
+      const rows = await store.eventsAfter(this.db.reader, filter, last, batch);
+      for (const e of rows) {
+        yield e;
+        last = e.sequence;
+      }
+      if (rows.length < batch) await this.nextSequenced(signal);
+    }
+  }
+
+  private nextSequenced(signal: AbortSignal): Promise<unknown> {
+    return once(this.sequenced, "sequenced", {
+      signal: AbortSignal.any([signal, AbortSignal.timeout(this.pollIntervalMs)]),
+    }).catch(() => undefined);
+  }
+
+  private filter(v: Violations, input: FeedFilterInput): store.EventFilter {
+    const types: EventType[] = [];
+    input.types.forEach((t, i) => {
+      if (isEventType(t)) types.push(t);
+      else v.add(`types[${i}]`, "is not a known event type");
+    });
+    const organizationId = v.optionalId("organization_id", "organization", input.organizationId);
+    return { types, organizationId };
+  }
+
+  private async cursor(eventId: string): Promise<string> {
+    const seq = await store.sequenceOf(this.db.reader, eventId);
+    if (seq === undefined)
+      throw invalidArgument([{ field: "after", description: "does not name a recorded event" }]);
+    return seq;
+  }
+}

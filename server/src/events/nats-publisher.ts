@@ -1,0 +1,143 @@
+import {
+  connect,
+  headers,
+  nanos,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamClient,
+  type NatsConnection,
+  type PubAck,
+} from "nats";
+import type { Logger } from "pino";
+import type { RecordedEvent } from "../domain/events.js";
+import { CONTENT_TYPE, encodeEvent, toEventMessage, type PayloadFormat } from "./codec.js";
+import { streamSubjects, subjectOf } from "./subjects.js";
+
+export interface StreamSettings {
+  url: string;
+  stream: string;
+  subjectPrefix: string;
+  /** JetStream drops a re-publish of the same Nats-Msg-Id within this window. */
+  duplicateWindowMs: number;
+  /** Messages older than this leave the stream. */
+  maxAgeMs: number;
+  format: PayloadFormat;
+}
+
+/**
+ * Publishes events to JetStream: subject per organization and type, the
+ * event id as `Nats-Msg-Id` (so a re-publish after a crash is dropped by the
+ * stream), CloudEvents binary-mode headers, and the `groups.v1.Event` body.
+ * Connects lazily and lets nats.js reconnect for ever; the stream is created
+ * (or its settings updated) after every (re)connect, since a NATS that lost
+ * its store comes back without it.
+ */
+export class NatsPublisher {
+  private connection: NatsConnection | undefined;
+  private connecting: Promise<JetStreamClient> | undefined;
+  private js: JetStreamClient | undefined;
+  private streamReady = false;
+
+  constructor(
+    private readonly settings: StreamSettings,
+    private readonly log: Logger,
+  ) {}
+
+  get connected(): boolean {
+    return this.connection !== undefined && !this.connection.isClosed() && this.streamReady;
+  }
+
+  async publish(event: RecordedEvent): Promise<PubAck> {
+    const js = await this.ready();
+    const h = headers();
+    h.set("Content-Type", CONTENT_TYPE[this.settings.format]);
+    h.set("ce-specversion", "1.0");
+    h.set("ce-id", event.id);
+    h.set("ce-type", event.type);
+    h.set("ce-source", `/groups.v1/organizations/${event.organizationId}`);
+    h.set("ce-subject", event.groupId);
+    h.set("ce-time", event.createdAt.toISOString());
+    const subject = subjectOf(this.settings.subjectPrefix, event.organizationId, event.type);
+    return js.publish(subject, encodeEvent(toEventMessage(event), this.settings.format), {
+      msgID: event.id,
+      headers: h,
+      timeout: 5_000,
+    });
+  }
+
+  async close(): Promise<void> {
+    const nc = this.connection;
+    this.connection = undefined;
+    if (nc && !nc.isClosed()) await nc.drain().catch(() => nc.close());
+  }
+
+  private async ready(): Promise<JetStreamClient> {
+    if (this.js && this.streamReady && this.connection && !this.connection.isClosed())
+      return this.js;
+    this.connecting ??= this.connectAndEnsureStream().finally(() => {
+      this.connecting = undefined;
+    });
+    return this.connecting;
+  }
+
+  private async connectAndEnsureStream(): Promise<JetStreamClient> {
+    if (!this.connection || this.connection.isClosed()) {
+      const nc = await connect({
+        servers: this.settings.url,
+        name: "groups-relay",
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 250,
+        timeout: 2_000,
+      });
+      this.connection = nc;
+      this.js = nc.jetstream();
+      void this.watch(nc);
+    }
+    if (!this.streamReady) {
+      await this.ensureStream(this.connection);
+      this.streamReady = true;
+    }
+    return this.js!;
+  }
+
+  private async watch(nc: NatsConnection): Promise<void> {
+    for await (const status of nc.status()) {
+      if (status.type === "disconnect") this.log.warn({ server: status.data }, "NATS disconnected");
+      if (status.type === "reconnect") {
+        this.log.info({ server: status.data }, "NATS reconnected");
+        this.streamReady = false;
+      }
+    }
+  }
+
+  private async ensureStream(nc: NatsConnection): Promise<void> {
+    const jsm = await nc.jetstreamManager({ timeout: 5_000 });
+    const { stream, subjectPrefix, duplicateWindowMs, maxAgeMs } = this.settings;
+    const wanted = {
+      subjects: [streamSubjects(subjectPrefix)],
+      duplicate_window: nanos(duplicateWindowMs),
+      max_age: nanos(maxAgeMs),
+    };
+    try {
+      const info = await jsm.streams.info(stream);
+      const c = info.config;
+      if (
+        c.subjects?.join() !== wanted.subjects.join() ||
+        c.duplicate_window !== wanted.duplicate_window ||
+        c.max_age !== wanted.max_age
+      ) {
+        await jsm.streams.update(stream, { ...c, ...wanted });
+        this.log.info({ stream }, "updated the JetStream stream's settings");
+      }
+    } catch (err) {
+      if (!/stream not found/i.test(String((err as Error).message))) throw err;
+      await jsm.streams.add({
+        name: stream,
+        ...wanted,
+        storage: StorageType.File,
+        retention: RetentionPolicy.Limits,
+      });
+      this.log.info({ stream, subjects: wanted.subjects }, "created the JetStream stream");
+    }
+  }
+}

@@ -1,0 +1,252 @@
+import { EventEmitter } from "node:events";
+import type { Logger } from "pino";
+import type { QueryRunner } from "typeorm";
+import type { RecordedEvent } from "../domain/events.js";
+import type { Database } from "../store/database.js";
+import * as events from "../store/events.js";
+import type { NatsPublisher } from "./nats-publisher.js";
+
+export interface RelayOptions {
+  /** Events sequenced / published per round. */
+  batchSize: number;
+  /** How often a leader looks for events committed by other replicas. */
+  pollIntervalMs: number;
+  /** How often a follower tries to take the lease. */
+  leaseRetryMs: number;
+  /** How often a leader confirms it still holds the lease. */
+  leaseCheckMs: number;
+  /** Longest wait between retries; keep it well below the stream's duplicate window. */
+  maxBackoffMs: number;
+  /** Events are kept at least this long. */
+  retentionMs: number;
+  pruneIntervalMs: number;
+  /** Test-only crash points (GROUPS_FAULT_INJECTION). */
+  fault?: "crash-before-publish" | "crash-after-ack";
+}
+
+export const DEFAULT_RELAY_OPTIONS: RelayOptions = {
+  batchSize: 500,
+  pollIntervalMs: 250,
+  leaseRetryMs: 1_000,
+  leaseCheckMs: 1_000,
+  maxBackoffMs: 5_000,
+  retentionMs: 30 * 24 * 3600 * 1000,
+  pruneIntervalMs: 60_000,
+};
+
+/**
+ * Moves events from the outbox to NATS JetStream. Exactly one replica relays
+ * at a time: the holder of a MySQL named lock (GET_LOCK) on a dedicated
+ * connection; when the holder dies its connection closes, the lock frees, and
+ * another replica takes it within `leaseRetryMs`.
+ *
+ * Each round the leader (1) gives newly committed events consecutive
+ * `sequence` numbers, in a transaction on the lease connection, and (2)
+ * publishes sequenced events in sequence order with `Nats-Msg-Id` = event id,
+ * awaits the acks, then marks them published. Events of one group are
+ * published one after another (the next only after the previous one's ack),
+ * so a failed publish can never let a later event of the same group overtake
+ * it; different groups go in parallel. A crash between ack and mark makes the
+ * next leader publish again, and JetStream drops the duplicate.
+ *
+ * Emits "sequenced" after each batch of new sequence numbers (StreamEvents
+ * waits on it).
+ */
+export class Relay extends EventEmitter {
+  private runner: QueryRunner | undefined;
+  private leader = false;
+  private leaseCheckedAt = 0;
+  private lockName = "";
+  private stopped = true;
+  private loop: Promise<void> | undefined;
+  private wakeUp: (() => void) | undefined;
+  private prunedAt = 0;
+  private readonly onCommit = () => this.wake();
+
+  constructor(
+    private readonly db: Database,
+    private readonly publisher: NatsPublisher | undefined,
+    private readonly log: Logger,
+    private readonly opts: RelayOptions = DEFAULT_RELAY_OPTIONS,
+  ) {
+    super();
+    this.setMaxListeners(0);
+  }
+
+  get isLeader(): boolean {
+    return this.leader;
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.db.on("events-committed", this.onCommit);
+    this.loop = this.run();
+  }
+
+  /** Starts a round now instead of at the next poll. */
+  wake(): void {
+    this.wakeUp?.();
+  }
+
+  /** Finishes the current round, gives up the lease and closes its connection. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.db.off("events-committed", this.onCommit);
+    this.wake();
+    await this.loop;
+    await this.releaseLease();
+  }
+
+  private async run(): Promise<void> {
+    let backoff = 0;
+    while (!this.stopped) {
+      try {
+        if (!(await this.holdLease())) {
+          await this.sleep(this.opts.leaseRetryMs);
+          continue;
+        }
+        const sequenced = await this.sequenceRound();
+        const published = this.publisher ? await this.publishRound() : 0;
+        await this.pruneIfDue();
+        backoff = 0;
+        if (sequenced < this.opts.batchSize && published < this.opts.batchSize) {
+          await this.sleep(this.opts.pollIntervalMs);
+        }
+      } catch (err) {
+        backoff = Math.min(this.opts.maxBackoffMs, Math.max(100, backoff * 2));
+        this.log.warn({ err, retryInMs: backoff }, "relay round failed");
+        await this.sleep(backoff);
+      }
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeUp = () => {
+        this.wakeUp = undefined;
+        done();
+      };
+    });
+  }
+
+  /** True while this replica holds the relay lease; tries to take it when free. */
+  private async holdLease(): Promise<boolean> {
+    try {
+      if (!this.runner) {
+        this.runner = this.db.dataSource.createQueryRunner();
+        await this.runner.connect();
+        const [{ db }] = (await this.runner.query("SELECT DATABASE() AS db")) as { db: string }[];
+        // Named locks are server-wide: scope the name to this database.
+        this.lockName = `groups_relay:${db}`.slice(0, 64);
+      }
+      const now = Date.now();
+      if (this.leader) {
+        if (now - this.leaseCheckedAt < this.opts.leaseCheckMs) return true;
+        const [{ mine }] = (await this.runner.query(
+          "SELECT IS_USED_LOCK(?) = CONNECTION_ID() AS mine",
+          [this.lockName],
+        )) as { mine: number | null }[];
+        this.leader = mine === 1;
+        this.leaseCheckedAt = now;
+        if (!this.leader) this.log.warn("lost the relay lease");
+        return this.leader;
+      }
+      const [{ got }] = (await this.runner.query("SELECT GET_LOCK(?, 0) AS got", [
+        this.lockName,
+      ])) as {
+        got: number | null;
+      }[];
+      this.leader = got === 1;
+      this.leaseCheckedAt = now;
+      if (this.leader) this.log.info("took the relay lease");
+      return this.leader;
+    } catch (err) {
+      this.log.warn({ err }, "relay lease connection failed");
+      await this.releaseLease();
+      return false;
+    }
+  }
+
+  private async releaseLease(): Promise<void> {
+    const runner = this.runner;
+    this.runner = undefined;
+    this.leader = false;
+    if (!runner) return;
+    await runner.query("DO RELEASE_LOCK(?)", [this.lockName]).catch(() => undefined);
+    await runner.release().catch(() => undefined);
+  }
+
+  /** Sequences newly committed events on the lease connection, so a lost lease aborts the batch. */
+  private async sequenceRound(): Promise<number> {
+    const runner = this.runner!;
+    await runner.startTransaction("READ COMMITTED");
+    try {
+      const n = await events.assignSequences(runner.manager, this.opts.batchSize);
+      await runner.commitTransaction();
+      if (n > 0) this.emit("sequenced");
+      return n;
+    } catch (err) {
+      await runner.rollbackTransaction().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async publishRound(): Promise<number> {
+    const batch = await events.unpublishedEvents(this.db.reader, this.opts.batchSize);
+    if (batch.length === 0) return 0;
+    if (this.opts.fault === "crash-before-publish") crash("before publish");
+    const chains = new Map<string, RecordedEvent[]>();
+    for (const e of batch) {
+      const chain = chains.get(e.groupId);
+      if (chain) chain.push(e);
+      else chains.set(e.groupId, [e]);
+    }
+    const acked: string[] = [];
+    let failure: unknown;
+    await Promise.all(
+      [...chains.values()].map(async (chain) => {
+        for (const e of chain) {
+          try {
+            await this.publisher!.publish(e);
+            acked.push(e.outboxSeq);
+          } catch (err) {
+            failure ??= err;
+            return; // the rest of this group waits for the next round, in order
+          }
+        }
+      }),
+    );
+    if (this.opts.fault === "crash-after-ack" && acked.length > 0) crash("after ack, before mark");
+    await events.markPublished(this.db.reader, acked, new Date());
+    if (failure) throw failure;
+    return acked.length;
+  }
+
+  private async pruneIfDue(): Promise<void> {
+    const now = Date.now();
+    if (now - this.prunedAt < this.opts.pruneIntervalMs) return;
+    this.prunedAt = now;
+    const before = new Date(now - this.opts.retentionMs);
+    for (let i = 0; i < 20; i++) {
+      const n = await events.pruneEvents(
+        this.db.reader,
+        before,
+        5_000,
+        this.publisher !== undefined,
+      );
+      if (n < 5_000) break;
+    }
+  }
+}
+
+function crash(where: string): never {
+  console.error(`GROUPS_FAULT_INJECTION: crashing the relay ${where}`);
+  process.kill(process.pid, "SIGKILL");
+  throw new Error("unreachable");
+}

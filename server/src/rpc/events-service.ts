@@ -1,0 +1,35 @@
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { EventsService } from "../../../clients/src/gen/groups/v1/events_pb.js";
+import type { EventFeed } from "../domain/event-feed.js";
+import { toEventMessage } from "../events/codec.js";
+import type { Handlers } from "./pipeline.js";
+
+/** groups.v1.EventsService: decode → domain → shape. */
+export function eventsHandlers(feed: EventFeed): Handlers<typeof EventsService> {
+  return {
+    async listEvents(req) {
+      const page = await feed.list({
+        types: req.types,
+        organizationId: req.organizationId,
+        rangeStart: req.rangeStart ? timestampDate(req.rangeStart) : undefined,
+        rangeEnd: req.rangeEnd ? timestampDate(req.rangeEnd) : undefined,
+        after: req.after,
+        limit: req.limit,
+      });
+      return {
+        events: page.events.map(toEventMessage),
+        listMetadata: { before: "", after: page.after },
+      };
+    },
+    async *streamEvents(req, ctx) {
+      const { filter, from } = await feed.openStream({
+        types: req.types,
+        organizationId: req.organizationId,
+        after: req.after,
+      });
+      for await (const event of feed.stream(filter, from, ctx.signal)) {
+        yield { event: toEventMessage(event) };
+      }
+    },
+  };
+}

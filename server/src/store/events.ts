@@ -1,0 +1,163 @@
+import type { EntityManager } from "typeorm";
+import type { EventData, EventType, RecordedEvent } from "../domain/events.js";
+import type { Group } from "../domain/model.js";
+
+/**
+ * Reads and bookkeeping of the event log (the `events` table, which is also
+ * the outbox). Writes of new events are in ./outbox.ts.
+ */
+interface EventRecord {
+  outboxSeq: string;
+  sequence: string;
+  id: string;
+  type: string;
+  organizationId: string;
+  groupId: string;
+  cause: string;
+  payload: string;
+  createdAt: Date;
+}
+
+const EVENT_COLUMNS =
+  "e.outbox_seq AS outboxSeq, e.sequence, e.id, e.type, e.organization_id AS organizationId, " +
+  "e.group_id AS groupId, e.cause, e.payload, e.created_at AS createdAt";
+
+function toRecordedEvent(r: EventRecord): RecordedEvent {
+  const data = JSON.parse(r.payload) as EventData;
+  if (data.kind === "group") {
+    const g = data.group as Group & { createdAt: string | Date; updatedAt: string | Date };
+    data.group = { ...g, createdAt: new Date(g.createdAt), updatedAt: new Date(g.updatedAt) };
+  }
+  return {
+    outboxSeq: String(r.outboxSeq),
+    sequence: String(r.sequence),
+    id: r.id,
+    type: r.type as EventType,
+    organizationId: r.organizationId,
+    groupId: r.groupId,
+    cause: r.cause === "system" ? "system" : "api",
+    createdAt: r.createdAt,
+    data,
+  };
+}
+
+/**
+ * Gives the next `max` unsequenced events (in outbox order) consecutive
+ * sequence numbers after the largest one, in one statement. Run by the relay
+ * leader only, inside its transaction: a reader sees a whole batch or none of
+ * it, so sequences never appear out of order. Changes to one group lock the
+ * group row, so their outbox order is their commit order, and so is their
+ * sequence order.
+ */
+export async function assignSequences(tx: EntityManager, max: number): Promise<number> {
+  await tx.query("SET @groups_seq = (SELECT COALESCE(MAX(sequence), 0) FROM events)");
+  const result: { affectedRows?: number } = await tx.query(
+    "UPDATE events SET sequence = (@groups_seq := @groups_seq + 1) WHERE sequence IS NULL ORDER BY outbox_seq LIMIT ?",
+    [max],
+  );
+  return result.affectedRows ?? 0;
+}
+
+/** The oldest sequenced, unpublished events, in sequence order. */
+export async function unpublishedEvents(db: EntityManager, max: number): Promise<RecordedEvent[]> {
+  const rows: EventRecord[] = await db.query(
+    `SELECT ${EVENT_COLUMNS} FROM events e FORCE INDEX (ix_events_unpublished)
+     WHERE e.published_at IS NULL AND e.sequence IS NOT NULL ORDER BY e.sequence LIMIT ?`,
+    [max],
+  );
+  return rows.map(toRecordedEvent);
+}
+
+export async function markPublished(
+  db: EntityManager,
+  outboxSeqs: string[],
+  at: Date,
+): Promise<void> {
+  if (outboxSeqs.length === 0) return;
+  await db.query("UPDATE events SET published_at = ? WHERE outbox_seq IN (?)", [at, outboxSeqs]);
+}
+
+/** Count and age of the events not yet published (for metrics and logs). */
+export async function backlog(db: EntityManager): Promise<{ count: number; oldest: Date | null }> {
+  const [row]: { count: number | string; oldest: Date | null }[] = await db.query(
+    "SELECT COUNT(*) AS count, MIN(created_at) AS oldest FROM events WHERE published_at IS NULL",
+  );
+  return { count: Number(row?.count ?? 0), oldest: row?.oldest ?? null };
+}
+
+/**
+ * Deletes up to `max` events recorded before `before`. With `publishedOnly`,
+ * events still waiting for NATS are kept whatever their age.
+ */
+export async function pruneEvents(
+  db: EntityManager,
+  before: Date,
+  max: number,
+  publishedOnly: boolean,
+): Promise<number> {
+  const result: { affectedRows?: number } = await db.query(
+    `DELETE FROM events WHERE created_at < ? AND sequence IS NOT NULL
+     ${publishedOnly ? "AND published_at IS NOT NULL" : ""} LIMIT ?`,
+    [before, max],
+  );
+  return result.affectedRows ?? 0;
+}
+
+export interface EventFilter {
+  types: EventType[];
+  organizationId?: string;
+  rangeStart?: Date;
+  rangeEnd?: Date;
+}
+
+/** The sequence of a sequenced event, by id (a cursor), if it exists. */
+export async function sequenceOf(db: EntityManager, eventId: string): Promise<string | undefined> {
+  const rows: { sequence: string | null }[] = await db.query(
+    "SELECT sequence FROM events WHERE id = ?",
+    [eventId],
+  );
+  const seq = rows[0]?.sequence;
+  return seq === null || seq === undefined ? undefined : String(seq);
+}
+
+/** The largest sequence given so far ("now" for a stream). */
+export async function latestSequence(db: EntityManager): Promise<string> {
+  const rows: { s: string | number }[] = await db.query(
+    "SELECT COALESCE(MAX(sequence), 0) AS s FROM events",
+  );
+  return String(rows[0]?.s ?? 0);
+}
+
+/** Up to `limit` matching events with sequence > `afterSequence`, oldest first. */
+export async function eventsAfter(
+  db: EntityManager,
+  filter: EventFilter,
+  afterSequence: string,
+  limit: number,
+): Promise<RecordedEvent[]> {
+  const where = ["e.sequence > ?"];
+  const params: unknown[] = [afterSequence];
+  if (filter.organizationId) {
+    where.push("e.organization_id = ?");
+    params.push(filter.organizationId);
+  }
+  if (filter.types.length > 0) {
+    where.push("e.type IN (?)");
+    params.push(filter.types);
+  }
+  if (filter.rangeStart) {
+    where.push("e.created_at >= ?");
+    params.push(filter.rangeStart);
+  }
+  if (filter.rangeEnd) {
+    where.push("e.created_at < ?");
+    params.push(filter.rangeEnd);
+  }
+  const index = filter.organizationId ? "ix_events_org_sequence" : "uq_events_sequence";
+  const rows: EventRecord[] = await db.query(
+    `SELECT ${EVENT_COLUMNS} FROM events e FORCE INDEX (${index})
+     WHERE ${where.join(" AND ")} ORDER BY e.sequence LIMIT ${Math.trunc(limit)}`,
+    params,
+  );
+  return rows.map(toRecordedEvent);
+}
