@@ -1,12 +1,13 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import type { RowDataPacket } from "mysql2/promise";
 import { ulid } from "ulid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ErrorInfoSchema } from "../../clients/src/gen/google/rpc/error_details_pb.js";
 import { Order } from "../../clients/src/gen/groups/v1/common_pb.js";
 import type { Group } from "../../clients/src/gen/groups/v1/groups_pb.js";
 import type { OrganizationMembership } from "../../clients/src/gen/groups/v1/organizations_pb.js";
 import { DOORS, startTestServer, type Clients, type TestServer } from "../support/server.js";
+import { expectError } from "../support/assertions.js";
+import { lastOutboxSeq, outboxAfter } from "../support/outbox.js";
 
 let t: TestServer;
 
@@ -22,55 +23,6 @@ afterAll(async () => {
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-async function expectError(call: Promise<unknown>, code: Code, reason?: string) {
-  let caught: unknown;
-  try {
-    await call;
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught, "the call should have failed").toBeInstanceOf(ConnectError);
-  const err = caught as ConnectError;
-  expect({ code: Code[err.code], message: err.rawMessage }).toMatchObject({ code: Code[code] });
-  const reasons = err.findDetails(ErrorInfoSchema).map((i) => i.reason);
-  expect(reasons).toHaveLength(1);
-  if (reason !== undefined) expect(reasons).toEqual([reason]);
-  return err;
-}
-
-interface EventRow {
-  sequence: number;
-  type: string;
-  organizationId: string;
-  groupId: string;
-  cause: string;
-  payload: Record<string, unknown>;
-}
-
-async function lastSequence(): Promise<number> {
-  const [rows] = await t.db.sql.query<RowDataPacket[]>(
-    "SELECT COALESCE(MAX(outbox_seq), 0) AS s FROM events",
-  );
-  return Number(rows[0].s);
-}
-
-/** Events recorded after `since`, oldest first, optionally of one organization. */
-async function eventsAfter(since: number, organizationId?: string): Promise<EventRow[]> {
-  const [rows] = await t.db.sql.query<RowDataPacket[]>(
-    `SELECT outbox_seq AS sequence, type, organization_id, group_id, cause, payload FROM events
-     WHERE outbox_seq > ? ${organizationId ? "AND organization_id = ?" : ""} ORDER BY outbox_seq`,
-    organizationId ? [since, organizationId] : [since],
-  );
-  return rows.map((r) => ({
-    sequence: Number(r.sequence),
-    type: r.type,
-    organizationId: r.organization_id,
-    groupId: r.group_id,
-    cause: r.cause,
-    payload: JSON.parse(r.payload) as Record<string, unknown>,
-  }));
-}
 
 async function count(sql: string, params: unknown[]): Promise<number> {
   const [rows] = await t.db.sql.query<RowDataPacket[]>(sql, params);
@@ -218,10 +170,10 @@ describe.each(DOORS)("cascades over %s", (door) => {
     await addAll(c, orgId, g2.id, [leaver.id]);
     await addAll(c, orgId, g3.id, [stays.id]);
 
-    const mark = await lastSequence();
+    const mark = await lastOutboxSeq(t.db.sql);
     await c.orgs.deleteOrganizationMembership({ organizationMembershipId: leaver.id });
 
-    const events = await eventsAfter(mark);
+    const events = await outboxAfter(t.db.sql, mark);
     expect(events).toHaveLength(2);
     for (const e of events) {
       expect(e).toMatchObject({
@@ -302,10 +254,10 @@ describe.each(DOORS)("cascades over %s", (door) => {
     await withReaperPaused(async () => {
       // The deleted group's links may still be waiting for the reaper.
       await c.groups.deleteGroup({ organizationId: orgId, groupId: doomed.id });
-      mark = await lastSequence();
+      mark = await lastOutboxSeq(t.db.sql);
       await c.orgs.deleteOrganizationMembership({ organizationMembershipId: leaver.id });
     });
-    const events = await eventsAfter(mark);
+    const events = await outboxAfter(t.db.sql, mark);
     expect(events.map((e) => [e.type, e.groupId, e.cause])).toEqual([
       ["group.member_removed", live.id, "system"],
     ]);
@@ -318,13 +270,13 @@ describe.each(DOORS)("cascades over %s", (door) => {
     const orgId = await newOrg(c);
     const [m] = await newMembers(c, orgId, 1);
     await newGroup(c, orgId);
-    const mark = await lastSequence();
+    const mark = await lastOutboxSeq(t.db.sql);
     await c.orgs.deleteOrganizationMembership({ organizationMembershipId: m.id });
-    expect(await eventsAfter(mark)).toEqual([]);
+    expect(await outboxAfter(t.db.sql, mark)).toEqual([]);
   });
 
   it("a failed DeleteOrganizationMembership records nothing", async () => {
-    const mark = await lastSequence();
+    const mark = await lastOutboxSeq(t.db.sql);
     await expectError(
       c.orgs.deleteOrganizationMembership({
         organizationMembershipId: `om_${ulid()}`,
@@ -332,7 +284,7 @@ describe.each(DOORS)("cascades over %s", (door) => {
       Code.NotFound,
       "ORGANIZATION_MEMBERSHIP_NOT_FOUND",
     );
-    expect(await eventsAfter(mark)).toEqual([]);
+    expect(await outboxAfter(t.db.sql, mark)).toEqual([]);
   });
 
   it("DeleteOrganization hides everything at once, then the reaper removes it all with one system group.deleted per group", async () => {
@@ -349,7 +301,7 @@ describe.each(DOORS)("cascades over %s", (door) => {
     await addAll(c, other, otherGroup.id, [otherMember.id]);
     const otherBefore = await rowsOfOrganization(other);
 
-    const mark = await lastSequence();
+    const mark = await lastOutboxSeq(t.db.sql);
     await withReaperPaused(async () => {
       await c.orgs.deleteOrganization({ organizationId: orgId });
 
@@ -404,7 +356,7 @@ describe.each(DOORS)("cascades over %s", (door) => {
 
     await waitUntilGone(orgId);
 
-    const events = await eventsAfter(mark, orgId);
+    const events = await outboxAfter(t.db.sql, mark, orgId);
     expect(events.map((e) => [e.type, e.cause])).toEqual([
       ["group.deleted", "system"],
       ["group.deleted", "system"],
@@ -416,7 +368,7 @@ describe.each(DOORS)("cascades over %s", (door) => {
 
     // The other organization is untouched.
     expect(await rowsOfOrganization(other)).toEqual(otherBefore);
-    expect(await eventsAfter(mark, other)).toEqual([]);
+    expect(await outboxAfter(t.db.sql, mark, other)).toEqual([]);
     const { group } = await c.groups.getGroup({ organizationId: other, groupId: otherGroup.id });
     expect(group!.memberCount).toBe(1n);
   });
@@ -462,12 +414,12 @@ describe("DeleteOrganization of a larger organization, in bounded chunks", () =>
       idempotencyKeys: 2,
     });
 
-    const beforeGroupDelete = await lastSequence();
+    const beforeGroupDelete = await lastOutboxSeq(t.db.sql);
     let mark = 0;
     await withReaperPaused(async () => {
       // One group is deleted by the API just before: it gets no second group.deleted.
       await c.groups.deleteGroup({ organizationId: orgId, groupId: groups[4].id });
-      mark = await lastSequence();
+      mark = await lastOutboxSeq(t.db.sql);
       await c.orgs.deleteOrganization({ organizationId: orgId });
 
       await expectError(
@@ -489,9 +441,9 @@ describe("DeleteOrganization of a larger organization, in bounded chunks", () =>
 
     await waitUntilGone(orgId);
 
-    const all = await eventsAfter(beforeGroupDelete, orgId);
+    const all = await outboxAfter(t.db.sql, beforeGroupDelete, orgId);
     expect(all[0]).toMatchObject({ type: "group.deleted", groupId: groups[4].id, cause: "api" });
-    const cascade = await eventsAfter(mark, orgId);
+    const cascade = await outboxAfter(t.db.sql, mark, orgId);
     expect(cascade.every((e) => e.type === "group.deleted" && e.cause === "system")).toBe(true);
     expect(cascade.map((e) => e.groupId).sort()).toEqual(
       groups
@@ -503,7 +455,7 @@ describe("DeleteOrganization of a larger organization, in bounded chunks", () =>
 
     // Nothing of the other organization moved.
     expect(await rowsOfOrganization(other)).toEqual(otherBefore);
-    expect(await eventsAfter(mark, other)).toEqual([]);
+    expect(await outboxAfter(t.db.sql, mark, other)).toEqual([]);
     for (const [g, n] of [
       [otherGroups[0], 30n],
       [otherGroups[1], 10n],

@@ -2,6 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../clients/src/gen/google/rpc/error_details_pb.js";
 import { startTestServer, type Clients, type Door, type TestServer } from "../support/server.js";
+import { pool } from "../support/assertions.js";
 
 /**
  * Many clients racing on the same rows (SPEC §3): never INTERNAL, no duplicate
@@ -30,20 +31,6 @@ async function outcome<T>(p: Promise<T>): Promise<Outcome<T>> {
 
 const describeFailure = (o: Outcome<unknown>) =>
   o.ok ? "OK" : `${Code[o.code]} ${o.reason}: ${o.message}`;
-
-async function pool<T, R>(items: T[], width: number, fn: (item: T, i: number) => Promise<R>) {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(width, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        out[i] = await fn(items[i], i);
-      }
-    }),
-  );
-  return out;
-}
 
 async function scalar(sql: string, params: unknown[]): Promise<number> {
   const [rows] = await t.db.sql.query(sql, params);

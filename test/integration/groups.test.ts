@@ -1,12 +1,7 @@
-import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import type { RowDataPacket } from "mysql2/promise";
 import { ulid } from "ulid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  BadRequestSchema,
-  ErrorInfoSchema,
-} from "../../clients/src/gen/google/rpc/error_details_pb.js";
 import { Order } from "../../clients/src/gen/groups/v1/common_pb.js";
 import type { Group } from "../../clients/src/gen/groups/v1/groups_pb.js";
 import {
@@ -14,6 +9,8 @@ import {
   type OrganizationMembership,
 } from "../../clients/src/gen/groups/v1/organizations_pb.js";
 import { DOORS, startTestServer, type Clients, type TestServer } from "../support/server.js";
+import { badFields, expectError, expectMillisecondTimestamp, ms } from "../support/assertions.js";
+import { lastOutboxSeq, outboxAfter } from "../support/outbox.js";
 
 const ULID = "[0-7][0-9A-HJKMNP-TV-Z]{25}";
 const GROUP_ID = new RegExp(`^group_${ULID}$`);
@@ -32,70 +29,6 @@ afterAll(async () => {
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-/** Awaits a call that must fail; checks its code and ErrorInfo reason. */
-async function expectError(call: Promise<unknown>, code: Code, reason: string) {
-  let caught: unknown;
-  try {
-    await call;
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught, "the call should have failed").toBeInstanceOf(ConnectError);
-  const err = caught as ConnectError;
-  expect({ code: Code[err.code], message: err.rawMessage }).toMatchObject({ code: Code[code] });
-  const infos = err.findDetails(ErrorInfoSchema);
-  expect(infos.map((i) => i.reason)).toEqual([reason]);
-  return err;
-}
-
-/** The fields a BadRequest detail of the error names. */
-function badFields(err: ConnectError): string[] {
-  return err.findDetails(BadRequestSchema).flatMap((b) => b.fieldViolations.map((v) => v.field));
-}
-
-const ms = (ts: Timestamp | undefined) => timestampDate(ts!).getTime();
-
-function expectMillisecondTimestamp(ts: Timestamp | undefined) {
-  expect(ts).toBeDefined();
-  expect(ts!.nanos % 1_000_000).toBe(0);
-  const at = ms(ts);
-  expect(Math.abs(at - Date.now())).toBeLessThan(5 * 60_000);
-}
-
-interface EventRow {
-  sequence: number;
-  id: string;
-  type: string;
-  organizationId: string;
-  groupId: string;
-  cause: string;
-  payload: Record<string, unknown>;
-}
-
-async function lastSequence(): Promise<number> {
-  const [rows] = await t.db.sql.query<RowDataPacket[]>(
-    "SELECT COALESCE(MAX(outbox_seq), 0) AS s FROM events",
-  );
-  return Number(rows[0].s);
-}
-
-/** Every event recorded after `since`, oldest first. */
-async function eventsAfter(since: number): Promise<EventRow[]> {
-  const [rows] = await t.db.sql.query<RowDataPacket[]>(
-    "SELECT outbox_seq AS sequence, id, type, organization_id, group_id, cause, payload FROM events WHERE outbox_seq > ? ORDER BY outbox_seq",
-    [since],
-  );
-  return rows.map((r) => ({
-    sequence: Number(r.sequence),
-    id: r.id,
-    type: r.type,
-    organizationId: r.organization_id,
-    groupId: r.group_id,
-    cause: r.cause,
-    payload: JSON.parse(r.payload) as Record<string, unknown>,
-  }));
-}
 
 async function count(sql: string, params: unknown[]): Promise<number> {
   const [rows] = await t.db.sql.query<RowDataPacket[]>(sql, params);
@@ -185,7 +118,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
   describe("CreateGroup", () => {
     it("creates a group with a trimmed name and records group.created", async () => {
       const orgId = await newOrg(c);
-      const mark = await lastSequence();
+      const mark = await lastOutboxSeq(t.db.sql);
       const { group } = await c.groups.createGroup({
         organizationId: orgId,
         name: "  Engineering \t",
@@ -212,7 +145,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
         deleted_at: null,
       });
 
-      const events = await eventsAfter(mark);
+      const events = await outboxAfter(t.db.sql, mark);
       expect(events).toHaveLength(1);
       expect(events[0]).toMatchObject({
         type: "group.created",
@@ -244,38 +177,38 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
 
     it("answers NOT_FOUND for an unknown organization and writes nothing", async () => {
       const orgId = unknownId("org");
-      const mark = await lastSequence();
+      const mark = await lastOutboxSeq(t.db.sql);
       await expectError(
         c.groups.createGroup({ organizationId: orgId, name: "Nowhere" }),
         Code.NotFound,
         "ORGANIZATION_NOT_FOUND",
       );
       expect(await groupRows(orgId)).toBe(0);
-      expect(await eventsAfter(mark)).toEqual([]);
+      expect(await outboxAfter(t.db.sql, mark)).toEqual([]);
     });
 
     it("rejects a blank name and a malformed organization id, naming both fields", async () => {
-      const mark = await lastSequence();
+      const mark = await lastOutboxSeq(t.db.sql);
       const err = await expectError(
         c.groups.createGroup({ organizationId: "org_nope", name: "   " }),
         Code.InvalidArgument,
         "INVALID_FIELDS",
       );
       expect(badFields(err).sort()).toEqual(["name", "organization_id"]);
-      expect(await eventsAfter(mark)).toEqual([]);
+      expect(await outboxAfter(t.db.sql, mark)).toEqual([]);
     });
 
     it("replays a request_id: same group, no new row, no new event", async () => {
       const orgId = await newOrg(c);
       const requestId = unique("req");
-      const mark = await lastSequence();
+      const mark = await lastOutboxSeq(t.db.sql);
       const first = await c.groups.createGroup({
         organizationId: orgId,
         name: "Ops",
         description: "Keeps it running",
         requestId,
       });
-      const afterFirst = await eventsAfter(mark);
+      const afterFirst = await outboxAfter(t.db.sql, mark);
       expect(afterFirst.map((e) => e.type)).toEqual(["group.created"]);
 
       const again = await c.groups.createGroup({
@@ -286,7 +219,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
       });
       expect(again.group).toEqual(first.group);
       expect(await groupRows(orgId)).toBe(1);
-      expect(await eventsAfter(afterFirst[0].sequence)).toEqual([]);
+      expect(await outboxAfter(t.db.sql, afterFirst[0].sequence)).toEqual([]);
 
       // The same key with other parameters is a client bug.
       await expectError(
@@ -305,7 +238,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
         "IDEMPOTENCY_KEY_REUSED",
       );
       expect(await groupRows(orgId)).toBe(1);
-      expect(await eventsAfter(afterFirst[0].sequence)).toEqual([]);
+      expect(await outboxAfter(t.db.sql, afterFirst[0].sequence)).toEqual([]);
 
       // Keys are scoped to the organization.
       const otherOrg = await newOrg(c);
@@ -322,7 +255,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
     it("creates one group for concurrent first uses of one request_id", async () => {
       const orgId = await newOrg(c);
       const requestId = unique("race");
-      const mark = await lastSequence();
+      const mark = await lastOutboxSeq(t.db.sql);
       const results = await Promise.all(
         Array.from({ length: 8 }, () =>
           c.groups.createGroup({ organizationId: orgId, name: "Racer", requestId }),
@@ -331,7 +264,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
       const ids = new Set(results.map((r) => r.group!.id));
       expect(ids.size).toBe(1);
       expect(await groupRows(orgId)).toBe(1);
-      expect((await eventsAfter(mark)).map((e) => e.type)).toEqual(["group.created"]);
+      expect((await outboxAfter(t.db.sql, mark)).map((e) => e.type)).toEqual(["group.created"]);
     });
 
     it("replays the first response even after the group changed", async () => {
@@ -454,7 +387,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
     it("changes only the name when only the name is present, recording the previous name", async () => {
       const orgId = await newOrg(c);
       const g = await newGroup(c, orgId, { name: "Old", description: "Keep me" });
-      const mark = await lastSequence();
+      const mark = await lastOutboxSeq(t.db.sql);
       const { group } = await c.groups.updateGroup({
         organizationId: orgId,
         groupId: g.id,
@@ -474,7 +407,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
         group,
       );
 
-      const events = await eventsAfter(mark);
+      const events = await outboxAfter(t.db.sql, mark);
       expect(events).toHaveLength(1);
       expect(events[0]).toMatchObject({
         type: "group.updated",
@@ -489,7 +422,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
     it("clears the description with an empty string, recording the previous description", async () => {
       const orgId = await newOrg(c);
       const g = await newGroup(c, orgId, { name: "Name", description: "Remove me" });
-      const mark = await lastSequence();
+      const mark = await lastOutboxSeq(t.db.sql);
       const { group } = await c.groups.updateGroup({
         organizationId: orgId,
         groupId: g.id,
@@ -498,7 +431,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
       expect(group).toMatchObject({ name: "Name", description: "" });
       expect(group!.etag).not.toBe(g.etag);
       expect((await storedGroup(g.id))!.description).toBeNull();
-      const events = await eventsAfter(mark);
+      const events = await outboxAfter(t.db.sql, mark);
       expect(events.map((e) => e.type)).toEqual(["group.updated"]);
       expect(events[0].payload.previous).toEqual({ description: "Remove me" });
     });
@@ -506,7 +439,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
     it("changes both fields at once", async () => {
       const orgId = await newOrg(c);
       const g = await newGroup(c, orgId, { name: "N1" });
-      const mark = await lastSequence();
+      const mark = await lastOutboxSeq(t.db.sql);
       const { group } = await c.groups.updateGroup({
         organizationId: orgId,
         groupId: g.id,
@@ -515,7 +448,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
         etag: g.etag,
       });
       expect(group).toMatchObject({ name: "N2", description: "D2" });
-      const events = await eventsAfter(mark);
+      const events = await outboxAfter(t.db.sql, mark);
       expect(events.map((e) => e.type)).toEqual(["group.updated"]);
       expect(events[0].payload.previous).toEqual({ name: "N1", description: null });
     });
@@ -523,7 +456,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
     it("records nothing and keeps the etag when nothing changes", async () => {
       const orgId = await newOrg(c);
       const g = await newGroup(c, orgId, { name: "Same", description: "Same too" });
-      const mark = await lastSequence();
+      const mark = await lastOutboxSeq(t.db.sql);
       const a = await c.groups.updateGroup({
         organizationId: orgId,
         groupId: g.id,
@@ -534,7 +467,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
       for (const { group } of [a, b]) {
         expect(group).toEqual(g);
       }
-      expect(await eventsAfter(mark)).toEqual([]);
+      expect(await outboxAfter(t.db.sql, mark)).toEqual([]);
     });
 
     it("answers ABORTED for a stale etag and changes nothing", async () => {
@@ -546,14 +479,14 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
         name: "V2",
         etag: g.etag,
       });
-      const mark = await lastSequence();
+      const mark = await lastOutboxSeq(t.db.sql);
       await expectError(
         c.groups.updateGroup({ organizationId: orgId, groupId: g.id, name: "V3", etag: g.etag }),
         Code.Aborted,
         "ETAG_MISMATCH",
       );
       expect((await c.groups.getGroup({ organizationId: orgId, groupId: g.id })).group).toEqual(v2);
-      expect(await eventsAfter(mark)).toEqual([]);
+      expect(await outboxAfter(t.db.sql, mark)).toEqual([]);
       const { group: v3 } = await c.groups.updateGroup({
         organizationId: orgId,
         groupId: g.id,
@@ -592,7 +525,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
       const orgId = await newOrg(c);
       const g = await newGroup(c, orgId, { name: "Before" });
       await c.groups.updateGroup({ organizationId: orgId, groupId: g.id, name: "After" });
-      const mark = await lastSequence();
+      const mark = await lastOutboxSeq(t.db.sql);
       await expectError(
         c.groups.deleteGroup({ organizationId: orgId, groupId: g.id, etag: g.etag }),
         Code.Aborted,
@@ -601,7 +534,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
       expect((await c.groups.getGroup({ organizationId: orgId, groupId: g.id })).group!.name).toBe(
         "After",
       );
-      expect(await eventsAfter(mark)).toEqual([]);
+      expect(await outboxAfter(t.db.sql, mark)).toEqual([]);
     });
 
     it("removes the group from every read, records one group.deleted, and is reaped", async () => {
@@ -621,10 +554,10 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
       });
       const { group: current } = await c.groups.getGroup({ organizationId: orgId, groupId: g.id });
 
-      const mark = await lastSequence();
+      const mark = await lastOutboxSeq(t.db.sql);
       await c.groups.deleteGroup({ organizationId: orgId, groupId: g.id, etag: current!.etag });
 
-      const events = await eventsAfter(mark);
+      const events = await outboxAfter(t.db.sql, mark);
       expect(events).toHaveLength(1);
       expect(events[0]).toMatchObject({
         type: "group.deleted",
@@ -682,7 +615,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
         (await c.orgs.getOrganizationMembership({ organizationMembershipId: m2.id }))
           .organizationMembership!.id,
       ).toBe(m2.id);
-      expect((await eventsAfter(mark)).map((e) => e.type)).toEqual(["group.deleted"]);
+      expect((await outboxAfter(t.db.sql, mark)).map((e) => e.type)).toEqual(["group.deleted"]);
     });
   });
 
@@ -691,7 +624,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
       const orgId = await newOrg(c);
       const m = await newMember(c, orgId);
       const g = await newGroup(c, orgId);
-      const mark = await lastSequence();
+      const mark = await lastOutboxSeq(t.db.sql);
       const res = await c.groups.addGroupMember({
         organizationId: orgId,
         groupId: g.id,
@@ -702,7 +635,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
       expect(await linkRow(g.id, m.id)).toBe(1);
       expect((await storedGroup(g.id))!.member_count).toBe(1);
 
-      const events = await eventsAfter(mark);
+      const events = await outboxAfter(t.db.sql, mark);
       expect(events).toHaveLength(1);
       expect(events[0]).toMatchObject({
         type: "group.member_added",
@@ -726,7 +659,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
       expect(again.added).toBe(false);
       expect(again.group).toMatchObject({ id: g.id, memberCount: 1n, etag: g.etag });
       expect(await linkRows(g.id)).toBe(1);
-      expect(await eventsAfter(events[0].sequence)).toEqual([]);
+      expect(await outboxAfter(t.db.sql, events[0].sequence)).toEqual([]);
       const { group } = await c.groups.getGroup({ organizationId: orgId, groupId: g.id });
       expect(group!.memberCount).toBe(1n);
       expect(group!.etag).toBe(g.etag);
@@ -737,7 +670,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
       const orgB = await newOrg(c);
       const foreign = await newMember(c, orgB);
       const g = await newGroup(c, orgA);
-      const mark = await lastSequence();
+      const mark = await lastOutboxSeq(t.db.sql);
       await expectError(
         c.groups.addGroupMember({
           organizationId: orgA,
@@ -749,14 +682,14 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
       );
       expect(await linkRows(g.id)).toBe(0);
       expect((await storedGroup(g.id))!.member_count).toBe(0);
-      expect(await eventsAfter(mark)).toEqual([]);
+      expect(await outboxAfter(t.db.sql, mark)).toEqual([]);
     });
 
     it("answers NOT_FOUND for an unknown membership or group", async () => {
       const orgId = await newOrg(c);
       const g = await newGroup(c, orgId);
       const m = await newMember(c, orgId);
-      const mark = await lastSequence();
+      const mark = await lastOutboxSeq(t.db.sql);
       await expectError(
         c.groups.addGroupMember({
           organizationId: orgId,
@@ -776,7 +709,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
         "GROUP_NOT_FOUND",
       );
       expect(await linkRows(g.id)).toBe(0);
-      expect(await eventsAfter(mark)).toEqual([]);
+      expect(await outboxAfter(t.db.sql, mark)).toEqual([]);
     });
   });
 
@@ -790,7 +723,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
         groupId: g.id,
         organizationMembershipIds: [m.id, stays.id],
       });
-      const mark = await lastSequence();
+      const mark = await lastOutboxSeq(t.db.sql);
       const res = await c.groups.removeGroupMember({
         organizationId: orgId,
         groupId: g.id,
@@ -802,7 +735,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
       expect(await linkRow(g.id, stays.id)).toBe(1);
       expect((await storedGroup(g.id))!.member_count).toBe(1);
 
-      const events = await eventsAfter(mark);
+      const events = await outboxAfter(t.db.sql, mark);
       expect(events).toHaveLength(1);
       expect(events[0]).toMatchObject({
         type: "group.member_removed",
@@ -834,7 +767,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
         groupId: g.id,
         organizationMembershipId: other.id,
       });
-      const mark = await lastSequence();
+      const mark = await lastOutboxSeq(t.db.sql);
       await expectError(
         c.groups.removeGroupMember({
           organizationId: orgId,
@@ -853,7 +786,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
       expect(res.removed).toBe(false);
       expect(res.group).toMatchObject({ id: g.id, memberCount: 1n });
       expect(await linkRows(g.id)).toBe(1);
-      expect(await eventsAfter(mark)).toEqual([]);
+      expect(await outboxAfter(t.db.sql, mark)).toEqual([]);
     });
 
     it("answers NOT_FOUND for an unknown membership and for a group of another organization", async () => {
@@ -866,7 +799,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
         groupId: g.id,
         organizationMembershipId: m.id,
       });
-      const mark = await lastSequence();
+      const mark = await lastOutboxSeq(t.db.sql);
       await expectError(
         c.groups.removeGroupMember({
           organizationId: orgA,
@@ -886,7 +819,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
         "GROUP_NOT_FOUND",
       );
       expect(await linkRows(g.id)).toBe(1);
-      expect(await eventsAfter(mark)).toEqual([]);
+      expect(await outboxAfter(t.db.sql, mark)).toEqual([]);
     });
   });
 
@@ -1015,7 +948,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
         groupId: g.id,
         organizationMembershipId: m2.id,
       });
-      const mark = await lastSequence();
+      const mark = await lastOutboxSeq(t.db.sql);
       const res = await c.groups.batchAddGroupMembers({
         organizationId: orgId,
         groupId: g.id,
@@ -1032,7 +965,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
       expect(await linkRow(g.id, m4.id)).toBe(0);
       expect((await storedGroup(g.id))!.member_count).toBe(4);
 
-      const events = await eventsAfter(mark);
+      const events = await outboxAfter(t.db.sql, mark);
       expect(events.map((e) => e.type)).toEqual(Array(3).fill("group.member_added"));
       expect(events.every((e) => e.cause === "api" && e.groupId === g.id)).toBe(true);
       expect(events.map((e) => e.payload.organizationMembershipId).sort()).toEqual(
@@ -1053,7 +986,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
       });
       expect(again.results.map((r) => r.added)).toEqual([false, false, false, false]);
       expect(again.group!.memberCount).toBe(4n);
-      expect(await eventsAfter(events[events.length - 1].sequence)).toEqual([]);
+      expect(await outboxAfter(t.db.sql, events[events.length - 1].sequence)).toEqual([]);
     });
 
     it("is all-or-nothing: one unknown id is NOT_FOUND and nothing is written", async () => {
@@ -1061,7 +994,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
       const [m1, m2] = await newMembers(c, orgId, 2);
       const g = await newGroup(c, orgId);
       const missing = unknownId("om");
-      const mark = await lastSequence();
+      const mark = await lastOutboxSeq(t.db.sql);
       const err = await expectError(
         c.groups.batchAddGroupMembers({
           organizationId: orgId,
@@ -1074,7 +1007,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
       expect(badFields(err)).toEqual(["organization_membership_ids[1]"]);
       expect(await linkRows(g.id)).toBe(0);
       expect((await storedGroup(g.id))!.member_count).toBe(0);
-      expect(await eventsAfter(mark)).toEqual([]);
+      expect(await outboxAfter(t.db.sql, mark)).toEqual([]);
     });
 
     it("is all-or-nothing: one foreign id is FAILED_PRECONDITION and nothing is written", async () => {
@@ -1083,7 +1016,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
       const [m1, m2] = await newMembers(c, orgId, 2);
       const foreign = await newMember(c, other);
       const g = await newGroup(c, orgId);
-      const mark = await lastSequence();
+      const mark = await lastOutboxSeq(t.db.sql);
       const err = await expectError(
         c.groups.batchAddGroupMembers({
           organizationId: orgId,
@@ -1095,14 +1028,14 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
       );
       expect(badFields(err)).toEqual(["organization_membership_ids[2]"]);
       expect(await linkRows(g.id)).toBe(0);
-      expect(await eventsAfter(mark)).toEqual([]);
+      expect(await outboxAfter(t.db.sql, mark)).toEqual([]);
     });
 
     it("rejects duplicates, an empty list and more than 1,000 ids", async () => {
       const orgId = await newOrg(c);
       const [m1, m2] = await newMembers(c, orgId, 2);
       const g = await newGroup(c, orgId);
-      const mark = await lastSequence();
+      const mark = await lastOutboxSeq(t.db.sql);
       const dup = await expectError(
         c.groups.batchAddGroupMembers({
           organizationId: orgId,
@@ -1134,7 +1067,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
       );
       expect(badFields(tooMany)).toContain("organization_membership_ids");
       expect(await linkRows(g.id)).toBe(0);
-      expect(await eventsAfter(mark)).toEqual([]);
+      expect(await outboxAfter(t.db.sql, mark)).toEqual([]);
     });
   });
 
@@ -1148,7 +1081,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
         groupId: g.id,
         organizationMembershipIds: [m1.id, m2.id, m3.id],
       });
-      const mark = await lastSequence();
+      const mark = await lastOutboxSeq(t.db.sql);
       const res = await c.groups.batchRemoveGroupMembers({
         organizationId: orgId,
         groupId: g.id,
@@ -1164,7 +1097,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
       expect(await linkRow(g.id, m2.id)).toBe(1);
       expect((await storedGroup(g.id))!.member_count).toBe(1);
 
-      const events = await eventsAfter(mark);
+      const events = await outboxAfter(t.db.sql, mark);
       expect(events.map((e) => e.type)).toEqual(["group.member_removed", "group.member_removed"]);
       expect(events.every((e) => e.cause === "api" && e.groupId === g.id)).toBe(true);
       expect(events.map((e) => e.payload.organizationMembershipId).sort()).toEqual(
@@ -1186,7 +1119,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
         groupId: g.id,
         organizationMembershipIds: [m1.id, m2.id],
       });
-      const mark = await lastSequence();
+      const mark = await lastOutboxSeq(t.db.sql);
       await expectError(
         c.groups.batchRemoveGroupMembers({
           organizationId: orgId,
@@ -1226,7 +1159,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
       );
       expect(await linkRows(g.id)).toBe(2);
       expect((await storedGroup(g.id))!.member_count).toBe(2);
-      expect(await eventsAfter(mark)).toEqual([]);
+      expect(await outboxAfter(t.db.sql, mark)).toEqual([]);
     });
   });
 

@@ -1,12 +1,7 @@
-import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import type { RowDataPacket } from "mysql2/promise";
 import { ulid } from "ulid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  BadRequestSchema,
-  ErrorInfoSchema,
-} from "../../clients/src/gen/google/rpc/error_details_pb.js";
 import { Order } from "../../clients/src/gen/groups/v1/common_pb.js";
 import {
   OrganizationMembershipStatus,
@@ -14,6 +9,8 @@ import {
   type OrganizationMembership,
 } from "../../clients/src/gen/groups/v1/organizations_pb.js";
 import { DOORS, startTestServer, type Clients, type TestServer } from "../support/server.js";
+import { badFields, expectError, expectMillisecondTimestamp, ms } from "../support/assertions.js";
+import { lastOutboxSeq } from "../support/outbox.js";
 
 const ULID = "[0-7][0-9A-HJKMNP-TV-Z]{25}";
 const ORG_ID = new RegExp(`^org_${ULID}$`);
@@ -32,40 +29,6 @@ afterAll(async () => {
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-/** Awaits a call that must fail; checks its code and ErrorInfo reason. */
-async function expectError(call: Promise<unknown>, code: Code, reason: string) {
-  let caught: unknown;
-  try {
-    await call;
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught, "the call should have failed").toBeInstanceOf(ConnectError);
-  const err = caught as ConnectError;
-  expect({ code: Code[err.code], message: err.rawMessage }).toMatchObject({ code: Code[code] });
-  expect(err.findDetails(ErrorInfoSchema).map((i) => i.reason)).toEqual([reason]);
-  return err;
-}
-
-function badFields(err: ConnectError): string[] {
-  return err.findDetails(BadRequestSchema).flatMap((b) => b.fieldViolations.map((v) => v.field));
-}
-
-const ms = (ts: Timestamp | undefined) => timestampDate(ts!).getTime();
-
-function expectMillisecondTimestamp(ts: Timestamp | undefined) {
-  expect(ts).toBeDefined();
-  expect(ts!.nanos % 1_000_000).toBe(0);
-  expect(Math.abs(ms(ts) - Date.now())).toBeLessThan(5 * 60_000);
-}
-
-async function lastSequence(): Promise<number> {
-  const [rows] = await t.db.sql.query<RowDataPacket[]>(
-    "SELECT COALESCE(MAX(outbox_seq), 0) AS s FROM events",
-  );
-  return Number(rows[0].s);
-}
 
 async function eventTypesAfter(since: number): Promise<string[]> {
   const [rows] = await t.db.sql.query<RowDataPacket[]>(
@@ -487,7 +450,7 @@ describe.each(DOORS)("OrganizationsService over %s", (door) => {
         groupId: group!.id,
         organizationMembershipId: m.id,
       });
-      const mark = await lastSequence();
+      const mark = await lastOutboxSeq(t.db.sql);
 
       const { organizationMembership: updated } = await c.orgs.updateOrganizationMembership({
         organizationMembershipId: m.id,

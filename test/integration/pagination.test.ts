@@ -7,6 +7,7 @@ import {
 } from "../../clients/src/gen/google/rpc/error_details_pb.js";
 import { Order } from "../../clients/src/gen/groups/v1/common_pb.js";
 import { startTestServer, type Clients, type Door, type TestServer } from "../support/server.js";
+import { pool } from "../support/assertions.js";
 
 /**
  * SPEC §4 on every List RPC: limit (default 10, max 1000), order (DESC default,
@@ -31,20 +32,6 @@ let walkerMemberships: string[] = []; // walker's membership in each of the 250 
 let groupG: string;
 let groupsOfB: string[] = [];
 let mB: string;
-
-async function pool<T, R>(items: T[], width: number, fn: (item: T, i: number) => Promise<R>) {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(width, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        out[i] = await fn(items[i], i);
-      }
-    }),
-  );
-  return out;
-}
 
 const asc = (ids: string[]) => [...ids].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 

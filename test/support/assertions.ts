@@ -1,0 +1,61 @@
+import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { expect } from "vitest";
+import {
+  BadRequestSchema,
+  ErrorInfoSchema,
+} from "../../clients/src/gen/google/rpc/error_details_pb.js";
+
+/** Awaits a call that must fail; checks its code and its one ErrorInfo (and reason, if given). */
+export async function expectError(
+  call: Promise<unknown>,
+  code: Code,
+  reason?: string,
+): Promise<ConnectError> {
+  let caught: unknown;
+  try {
+    await call;
+  } catch (err) {
+    caught = err;
+  }
+  expect(caught, "the call should have failed").toBeInstanceOf(ConnectError);
+  const err = caught as ConnectError;
+  expect({ code: Code[err.code], message: err.rawMessage }).toMatchObject({ code: Code[code] });
+  const reasons = err.findDetails(ErrorInfoSchema).map((i) => i.reason);
+  expect(reasons).toHaveLength(1);
+  if (reason !== undefined) expect(reasons).toEqual([reason]);
+  return err;
+}
+
+/** The fields the error's google.rpc.BadRequest names. */
+export function badFields(err: ConnectError): string[] {
+  return err.findDetails(BadRequestSchema).flatMap((b) => b.fieldViolations.map((v) => v.field));
+}
+
+export const ms = (ts: Timestamp | undefined) => timestampDate(ts!).getTime();
+
+/** A timestamp with millisecond precision, near now. */
+export function expectMillisecondTimestamp(ts: Timestamp | undefined): void {
+  expect(ts).toBeDefined();
+  expect(ts!.nanos % 1_000_000).toBe(0);
+  expect(Math.abs(ms(ts) - Date.now())).toBeLessThan(5 * 60_000);
+}
+
+/** Maps `items` through `fn` with at most `width` calls in flight; results in input order. */
+export async function pool<T, R>(
+  items: T[],
+  width: number,
+  fn: (item: T, i: number) => Promise<R>,
+): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(width, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i], i);
+      }
+    }),
+  );
+  return out;
+}
