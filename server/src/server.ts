@@ -39,7 +39,8 @@ export interface RunningServer {
   reaper: Reaper;
   relay: Relay;
   log: Logger;
-  close(): Promise<void>;
+  /** Graceful stop: drain calls (at most `graceMs`), stop the relay and reaper, close the pool. */
+  close(graceMs?: number): Promise<void>;
 }
 
 /**
@@ -152,13 +153,18 @@ export async function startServer(
     reaper,
     relay,
     log,
-    async close() {
-      await new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
-      await new Promise<void>((resolve) => {
-        http.server.close(() => resolve());
-        http.http2.close();
-        http.http1.closeAllConnections();
-      });
+    async close(graceMs = 10_000) {
+      // Stop accepting, refuse new calls, end streams, let in-flight calls finish
+      // (bounded), then cut what is left.
+      const httpClosed = new Promise<void>((resolve) => http.server.close(() => resolve()));
+      const grpcClosed = new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
+      const grace = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
+      await Promise.race([pipeline.drain(), grace]);
+      http.http1.closeIdleConnections();
+      await Promise.race([grpcClosed, grace]);
+      grpcServer.forceShutdown();
+      http.destroyConnections();
+      await httpClosed;
       await reaper.stop();
       await relay.stop();
       await publisher?.close();

@@ -17,12 +17,17 @@ export function createDualProtocolServer(handler: Handler): {
   server: net.Server;
   http1: http.Server;
   http2: http2.Http2Server;
+  /** Destroys every open connection (after a drain, so nothing is cut mid-call). */
+  destroyConnections(): void;
 } {
+  const sockets = new Set<net.Socket>();
   const h1 = http.createServer(handler as http.RequestListener);
   const h2 = http2.createServer(
     handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
   );
   const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
     socket.once("data", (first: Buffer) => {
       socket.pause();
       if (first.subarray(0, 3).toString("latin1") === "PRI") {
@@ -35,7 +40,12 @@ export function createDualProtocolServer(handler: Handler): {
     });
     socket.on("error", () => socket.destroy());
   });
-  return { server, http1: h1, http2: h2 };
+  return {
+    server,
+    http1: h1,
+    http2: h2,
+    destroyConnections: () => sockets.forEach((s) => s.destroy()),
+  };
 }
 
 /**

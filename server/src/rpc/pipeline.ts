@@ -9,6 +9,7 @@ import type {
 import { ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { ulid } from "ulid";
+import { DomainError } from "../domain/errors.js";
 import { toConnectError } from "./errors.js";
 import type { Authenticator } from "../auth/authenticator.js";
 
@@ -47,10 +48,34 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
  * logging, and error mapping (only ConnectError leaves it).
  */
 export class CallPipeline {
+  private readonly stopping = new AbortController();
+  private inFlight = 0;
+  private idle: (() => void) | undefined;
+
   constructor(
     private readonly log: Logger,
     private readonly authenticator: Authenticator,
   ) {}
+
+  /**
+   * Starts a graceful stop: new calls are refused with UNAVAILABLE, streams end
+   * cleanly, and the promise resolves when in-flight unary calls have finished.
+   */
+  drain(): Promise<void> {
+    this.stopping.abort();
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => (this.idle = resolve));
+  }
+
+  private enter(): void {
+    if (this.stopping.signal.aborted) {
+      throw new DomainError(
+        "unavailable",
+        "SHUTTING_DOWN",
+        "the server is shutting down; retry on another replica",
+      );
+    }
+  }
 
   async run<Req, Res>(
     method: DescMethod,
@@ -60,13 +85,17 @@ export class CallPipeline {
   ): Promise<Res> {
     const ctx = this.context(method, call);
     const started = performance.now();
+    this.inFlight++;
     try {
+      this.enter();
       this.authenticator.authenticate(call.requestHeaders);
       const res = await handler(req, ctx);
       ctx.log.debug({ protocol: call.protocol, ms: performance.now() - started }, "ok");
       return res;
     } catch (err) {
       throw this.fail(err, ctx, call, started);
+    } finally {
+      if (--this.inFlight === 0) this.idle?.();
     }
   }
 
@@ -77,9 +106,12 @@ export class CallPipeline {
     call: TransportCall,
     handler: (req: Req, ctx: CallContext) => AsyncIterable<Res>,
   ): AsyncGenerator<Res> {
-    const ctx = this.context(method, call);
+    // A stream also ends (cleanly) when the server drains.
+    const signal = AbortSignal.any([call.signal, this.stopping.signal]);
+    const ctx = { ...this.context(method, call), signal };
     const started = performance.now();
     try {
+      this.enter();
       this.authenticator.authenticate(call.requestHeaders);
       yield* handler(req, ctx);
       ctx.log.debug({ protocol: call.protocol, ms: performance.now() - started }, "stream ended");

@@ -1,0 +1,63 @@
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EventsService } from "../../clients/src/gen/groups/v1/events_pb.js";
+import { GroupsService } from "../../clients/src/gen/groups/v1/groups_pb.js";
+import { OrganizationsService } from "../../clients/src/gen/groups/v1/organizations_pb.js";
+import { pool } from "../support/assertions.js";
+import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { startServerProcess } from "../support/process.js";
+
+/** SIGTERM with calls in flight and an open event stream: everything finishes, exit code 0. */
+let db: TestDatabase;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+
+afterAll(async () => {
+  await db?.drop();
+});
+
+describe("graceful shutdown", () => {
+  it("lets in-flight calls finish, ends open streams cleanly, and exits 0", async () => {
+    const server = await startServerProcess({ DATABASE_URL: db.url, AUTH_DISABLED: "1" });
+    const grpc = createGrpcTransport({ baseUrl: `http://127.0.0.1:${server.grpcPort}` });
+    const connect = createConnectTransport({
+      baseUrl: `http://127.0.0.1:${server.httpPort}`,
+      httpVersion: "1.1",
+    });
+    const orgs = createClient(OrganizationsService, grpc);
+    const groups = createClient(GroupsService, grpc);
+    const { organization } = await orgs.createOrganization({ name: "Shutdown Inc" });
+
+    const streamed: string[] = [];
+    const stream = (async () => {
+      for await (const m of createClient(EventsService, connect).streamEvents({})) {
+        streamed.push(m.event!.id);
+      }
+      return "ended";
+    })();
+
+    // 40 creates in flight when the signal arrives; each must either succeed or
+    // be refused as UNAVAILABLE (never cut off half-way, never INTERNAL).
+    const calls = pool(
+      Array.from({ length: 40 }, (_, i) => i),
+      20,
+      (i) =>
+        groups.createGroup({ organizationId: organization!.id, name: `g${i}` }).then(
+          () => "ok",
+          (err: { code?: number }) => `code ${err.code}`,
+        ),
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    const exit = server.kill("SIGTERM");
+    const outcomes = await calls;
+    expect(await exit).toEqual({ code: 0, signal: null });
+    expect(await stream).toBe("ended");
+    expect(outcomes.filter((o) => o !== "ok" && o !== "code 14")).toEqual([]);
+    const [rows] = await db.sql.query("SELECT COUNT(*) AS n FROM org_groups");
+    expect(Number((rows as { n: number }[])[0].n)).toBe(outcomes.filter((o) => o === "ok").length);
+    expect(server.logs.some((l) => l.includes('"shutting down"'))).toBe(true);
+  });
+});
