@@ -15,7 +15,12 @@ import { Groups } from "./domain/groups.js";
 import { Memberships } from "./domain/memberships.js";
 import { Organizations } from "./domain/organizations.js";
 import { DEFAULT_REAPER_OPTIONS, Reaper, type ReaperOptions } from "./domain/reaper.js";
+import { Health } from "../../clients/src/gen/grpc/health/v1/health_pb.js";
 import { createDualProtocolServer } from "./ops/dual-protocol.js";
+import { HealthStatus, healthHandlers } from "./ops/health.js";
+import { opsEndpoints } from "./ops/http-endpoints.js";
+import { Metrics, mysqlPoolStats } from "./ops/metrics.js";
+import { backlog } from "./store/events.js";
 import { createLogger } from "./ops/logger.js";
 import { connectRoutes, type ServiceBinding } from "./rpc/connect-door.js";
 import { addGrpcServices } from "./rpc/grpc-door.js";
@@ -24,10 +29,6 @@ import { organizationsHandlers } from "./rpc/organizations-service.js";
 import { CallPipeline } from "./rpc/pipeline.js";
 import { createDataSource } from "./store/data-source.js";
 import { Database } from "./store/database.js";
-
-interface FallbackResponse {
-  writeHead(status: number, headers: Record<string, string>): { end(body: string): void };
-}
 
 /** Largest request or response message either front door accepts. */
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
@@ -38,6 +39,8 @@ export interface RunningServer {
   database: Database;
   reaper: Reaper;
   relay: Relay;
+  health: HealthStatus;
+  metrics: Metrics;
   log: Logger;
   /** Graceful stop: drain calls (at most `graceMs`), stop the relay and reaper, close the pool. */
   close(graceMs?: number): Promise<void>;
@@ -82,8 +85,17 @@ export async function startServer(
         log.child({ component: "nats" }),
       )
     : undefined;
+  const metrics = new Metrics({
+    pool: () => mysqlPoolStats(dataSource.driver),
+    backlog: async () => (publisher ? backlog(database.reader) : { count: 0, oldest: null }),
+  });
+  const health = new HealthStatus();
   const relay = new Relay(database, publisher, log.child({ component: "relay" }), {
     ...DEFAULT_RELAY_OPTIONS,
+    onPublished: (e) => {
+      metrics.eventsPublished.inc();
+      metrics.relayLagSeconds.observe((Date.now() - e.createdAt.getTime()) / 1000);
+    },
     pollIntervalMs: config.events.relayPollIntervalMs,
     retentionMs: config.events.retentionMs,
     fault: config.events.fault,
@@ -100,28 +112,24 @@ export async function startServer(
       ) as never,
     },
     { service: EventsService, handlers: eventsHandlers(new EventFeed(database, relay)) as never },
+    { service: Health, handlers: healthHandlers(health) as never },
   ];
-  const pipeline = new CallPipeline(log, new Authenticator(config.auth));
+  const pipeline = new CallPipeline(log, new Authenticator(config.auth), {
+    publicServices: [Health.typeName],
+    metrics,
+  });
 
   const adapter = connectNodeAdapter({
     routes: connectRoutes(bindings, pipeline),
     readMaxBytes: MAX_MESSAGE_BYTES,
     writeMaxBytes: MAX_MESSAGE_BYTES,
-    fallback: (req: { url?: string }, res: FallbackResponse) => {
-      const path = (req.url ?? "").split("?")[0];
-      if (path === "/healthz") {
-        res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
-      } else if (path === "/readyz") {
-        dataSource
-          .query("SELECT 1")
-          .then(() => res.writeHead(200, { "content-type": "text/plain" }).end("ready\n"))
-          .catch(() =>
-            res.writeHead(503, { "content-type": "text/plain" }).end("database unreachable\n"),
-          );
-      } else {
-        res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
-      }
-    },
+    fallback: opsEndpoints({
+      health,
+      metrics,
+      pingDatabase: () => dataSource.query("SELECT 1"),
+      natsState: () =>
+        !publisher ? "not configured" : publisher.connected ? "connected" : "disconnected",
+    }),
   });
   const http = createDualProtocolServer(adapter);
   await new Promise<void>((resolve, reject) => {
@@ -152,10 +160,13 @@ export async function startServer(
     database,
     reaper,
     relay,
+    health,
+    metrics,
     log,
     async close(graceMs = 10_000) {
       // Stop accepting, refuse new calls, end streams, let in-flight calls finish
       // (bounded), then cut what is left.
+      health.setNotServing();
       const httpClosed = new Promise<void>((resolve) => http.server.close(() => resolve()));
       const grpcClosed = new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
       const grace = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());

@@ -20,6 +20,8 @@ export interface RelayOptions {
   /** Events are kept at least this long. */
   retentionMs: number;
   pruneIntervalMs: number;
+  /** Called per acknowledged event (metrics). */
+  onPublished?: (event: RecordedEvent) => void;
   /** Test-only crash points (GROUPS_FAULT_INJECTION). */
   fault?: "crash-before-publish" | "crash-after-ack";
 }
@@ -215,6 +217,7 @@ export class Relay extends EventEmitter {
           try {
             await this.publisher!.publish(e);
             acked.push(e.outboxSeq);
+            this.opts.onPublished?.(e);
           } catch (err) {
             failure ??= err;
             return; // the rest of this group waits for the next round, in order

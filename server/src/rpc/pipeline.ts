@@ -6,10 +6,11 @@ import type {
   MessageInitShape,
   MessageShape,
 } from "@bufbuild/protobuf";
-import { ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { ulid } from "ulid";
 import { DomainError } from "../domain/errors.js";
+import type { Metrics } from "../ops/metrics.js";
 import { toConnectError } from "./errors.js";
 import type { Authenticator } from "../auth/authenticator.js";
 
@@ -43,19 +44,30 @@ export interface TransportCall {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
+export interface PipelineOptions {
+  /** Services callable without credentials (health checks). */
+  publicServices?: string[];
+  metrics?: Metrics;
+}
+
 /**
  * The one call pipeline both front doors share: request id, authentication,
- * logging, and error mapping (only ConnectError leaves it).
+ * one log line and metrics per call, and error mapping (only ConnectError
+ * leaves it). Also drains calls for a graceful stop.
  */
 export class CallPipeline {
   private readonly stopping = new AbortController();
+  private readonly publicServices: Set<string>;
   private inFlight = 0;
   private idle: (() => void) | undefined;
 
   constructor(
     private readonly log: Logger,
     private readonly authenticator: Authenticator,
-  ) {}
+    private readonly opts: PipelineOptions = {},
+  ) {
+    this.publicServices = new Set(opts.publicServices ?? []);
+  }
 
   /**
    * Starts a graceful stop: new calls are refused with UNAVAILABLE, streams end
@@ -65,16 +77,6 @@ export class CallPipeline {
     this.stopping.abort();
     if (this.inFlight === 0) return Promise.resolve();
     return new Promise((resolve) => (this.idle = resolve));
-  }
-
-  private enter(): void {
-    if (this.stopping.signal.aborted) {
-      throw new DomainError(
-        "unavailable",
-        "SHUTTING_DOWN",
-        "the server is shutting down; retry on another replica",
-      );
-    }
   }
 
   async run<Req, Res>(
@@ -87,10 +89,9 @@ export class CallPipeline {
     const started = performance.now();
     this.inFlight++;
     try {
-      this.enter();
-      this.authenticator.authenticate(call.requestHeaders);
+      this.admit(method, call);
       const res = await handler(req, ctx);
-      ctx.log.debug({ protocol: call.protocol, ms: performance.now() - started }, "ok");
+      this.finish(ctx, call, started, "ok");
       return res;
     } catch (err) {
       throw this.fail(err, ctx, call, started);
@@ -111,13 +112,28 @@ export class CallPipeline {
     const ctx = { ...this.context(method, call), signal };
     const started = performance.now();
     try {
-      this.enter();
-      this.authenticator.authenticate(call.requestHeaders);
+      this.admit(method, call);
       yield* handler(req, ctx);
-      ctx.log.debug({ protocol: call.protocol, ms: performance.now() - started }, "stream ended");
+      this.finish(ctx, call, started, "ok");
     } catch (err) {
-      if (call.signal.aborted) return; // the caller went away; nobody to tell
+      if (call.signal.aborted) {
+        this.finish(ctx, call, started, "canceled");
+        return; // the caller went away; nobody to tell
+      }
       throw this.fail(err, ctx, call, started);
+    }
+  }
+
+  private admit(method: DescMethod, call: TransportCall): void {
+    if (this.stopping.signal.aborted) {
+      throw new DomainError(
+        "unavailable",
+        "SHUTTING_DOWN",
+        "the server is shutting down; retry on another replica",
+      );
+    }
+    if (!this.publicServices.has(method.parent.typeName)) {
+      this.authenticator.authenticate(call.requestHeaders);
     }
   }
 
@@ -130,10 +146,29 @@ export class CallPipeline {
 
   private fail(err: unknown, ctx: CallContext, call: TransportCall, started: number): ConnectError {
     const wire = toConnectError(err, ctx.log);
-    ctx.log.debug(
-      { protocol: call.protocol, ms: performance.now() - started, code: wire.code },
-      "error",
-    );
+    this.finish(ctx, call, started, Code[wire.code], wire.rawMessage);
     return wire;
+  }
+
+  /** One readable line and the metrics of a finished call. */
+  private finish(
+    ctx: CallContext,
+    call: TransportCall,
+    started: number,
+    code: string,
+    error?: string,
+  ): void {
+    const seconds = (performance.now() - started) / 1000;
+    const labels = {
+      service: ctx.method.parent.typeName,
+      method: ctx.method.name,
+      door: call.protocol,
+    };
+    this.opts.metrics?.rpcs.inc({ ...labels, code });
+    this.opts.metrics?.rpcSeconds.observe(labels, seconds);
+    ctx.log.info(
+      { door: call.protocol, code, ms: Math.round(seconds * 1e4) / 10, error },
+      `${ctx.method.name} ${code}`,
+    );
   }
 }
