@@ -11,6 +11,7 @@ import { GroupsService } from "../../clients/src/gen/groups/v1/groups_pb.js";
 import { OrganizationsService } from "../../clients/src/gen/groups/v1/organizations_pb.js";
 import { loadConfig } from "../../server/src/config.js";
 import type { ReaperOptions } from "../../server/src/domain/reaper.js";
+import type { RelayOptions } from "../../server/src/events/relay.js";
 import { startServer, type RunningServer } from "../../server/src/server.js";
 import { createTestDatabase, type TestDatabase } from "./database.js";
 
@@ -41,7 +42,7 @@ export interface TestServer {
  */
 export async function startTestServer(
   env: Record<string, string> = {},
-  opts: { reaper?: Partial<ReaperOptions> } = {},
+  opts: { reaper?: Partial<ReaperOptions>; relay?: Partial<RelayOptions> } = {},
 ): Promise<TestServer> {
   const db = await createTestDatabase();
   const apiKey = `test_${randomBytes(16).toString("hex")}`;
@@ -56,6 +57,7 @@ export async function startTestServer(
   const server = await startServer(config, {
     log: pino({ level: config.logLevel }),
     reaper: opts.reaper,
+    relay: opts.relay,
   });
   const grpcAddress = `127.0.0.1:${server.grpcPort}`;
   const httpUrl = `http://127.0.0.1:${server.httpPort}`;

@@ -91,7 +91,9 @@ export async function subscribeGroupEvents(
       for await (const m of messages) yield toReceived(m);
     },
     async stop() {
-      await messages.close();
+      // stop() ends the iteration at once; awaiting close() would wait for a
+      // reader that may never come (e.g. after `break` out of a for-await).
+      messages.stop();
     },
   };
 }

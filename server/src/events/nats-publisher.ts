@@ -61,7 +61,8 @@ export class NatsPublisher {
     return js.publish(subject, encodeEvent(toEventMessage(event), this.settings.format), {
       msgID: event.id,
       headers: h,
-      timeout: 5_000,
+      // Short, so a publish stuck in a dead connection is retried soon after NATS returns.
+      timeout: 2_000,
     });
   }
 

@@ -117,12 +117,16 @@ export class Relay extends EventEmitter {
       } catch (err) {
         backoff = Math.min(this.opts.maxBackoffMs, Math.max(100, backoff * 2));
         this.log.warn({ err, retryInMs: backoff }, "relay round failed");
-        await this.sleep(backoff);
+        // Confirm the lease before the next round: a broken lease connection is dropped then.
+        this.leaseCheckedAt = 0;
+        // Commits must not cut a backoff short, or a fast-failing error retries per commit.
+        await this.sleep(backoff, { wakeable: false });
       }
     }
   }
 
-  private sleep(ms: number): Promise<void> {
+  /** Waits `ms`; a wake() (a local commit) ends a wakeable wait early, stop() ends any. */
+  private sleep(ms: number, opts: { wakeable: boolean } = { wakeable: true }): Promise<void> {
     if (this.stopped) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(done, ms);
@@ -131,6 +135,7 @@ export class Relay extends EventEmitter {
         resolve();
       }
       this.wakeUp = () => {
+        if (!opts.wakeable && !this.stopped) return;
         this.wakeUp = undefined;
         done();
       };

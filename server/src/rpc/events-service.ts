@@ -1,8 +1,15 @@
-import { timestampDate } from "@bufbuild/protobuf/wkt";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { EventsService } from "../../../clients/src/gen/groups/v1/events_pb.js";
 import type { EventFeed } from "../domain/event-feed.js";
 import { toEventMessage } from "../events/codec.js";
 import type { Handlers } from "./pipeline.js";
+
+/**
+ * Events carry millisecond times. Rounding a bound up keeps both ends exact:
+ * an event at T is before an end of T+0.4 ms and before a start of T+0.4 ms.
+ */
+const ceilToMillisecond = (t: Timestamp): Date =>
+  new Date(Number(t.seconds) * 1000 + Math.ceil(t.nanos / 1e6));
 
 /** groups.v1.EventsService: decode → domain → shape. */
 export function eventsHandlers(feed: EventFeed): Handlers<typeof EventsService> {
@@ -11,8 +18,8 @@ export function eventsHandlers(feed: EventFeed): Handlers<typeof EventsService> 
       const page = await feed.list({
         types: req.types,
         organizationId: req.organizationId,
-        rangeStart: req.rangeStart ? timestampDate(req.rangeStart) : undefined,
-        rangeEnd: req.rangeEnd ? timestampDate(req.rangeEnd) : undefined,
+        rangeStart: req.rangeStart ? ceilToMillisecond(req.rangeStart) : undefined,
+        rangeEnd: req.rangeEnd ? ceilToMillisecond(req.rangeEnd) : undefined,
         after: req.after,
         limit: req.limit,
       });
