@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import { GroupsService } from "../../clients/src/gen/groups/v1/groups_pb.js";
 import { OrganizationsService } from "../../clients/src/gen/groups/v1/organizations_pb.js";
 import { Authenticator } from "./auth/authenticator.js";
+import { ensureEmbeddedKey } from "./auth/embedded-key.js";
 import type { Config } from "./config.js";
 import { EventsService } from "../../clients/src/gen/groups/v1/events_pb.js";
 import { EventFeed } from "./domain/event-feed.js";
@@ -55,15 +56,20 @@ export async function startServer(
   opts: { log?: Logger; reaper?: Partial<ReaperOptions>; relay?: Partial<RelayOptions> } = {},
 ): Promise<RunningServer> {
   const log = opts.log ?? createLogger(config.logLevel);
-  if (config.auth.disabled)
-    log.warn("AUTH_DISABLED=1: every caller is trusted; never do this in production");
-  else if (!config.auth.bootstrapKey) {
-    throw new Error(
-      "no credentials configured: set AUTH_BOOTSTRAP_KEY (or AUTH_DISABLED=1 for a trusted network)",
-    );
-  }
-
   const dataSource = createDataSource(config.database);
+  let auth = config.auth;
+  if (auth.disabled) {
+    log.warn("AUTH_DISABLED=1: every caller is trusted; never do this in production");
+  } else if (!auth.bootstrapKey) {
+    if (config.database.kind !== "sqlite") {
+      throw new Error(
+        "no credentials configured: set AUTH_BOOTSTRAP_KEY (or AUTH_DISABLED=1 for a trusted network)",
+      );
+    }
+    // The embedded default: make the newcomer a key instead of refusing to start.
+    const print = (line: string) => console.log(line);
+    auth = { ...auth, bootstrapKey: ensureEmbeddedKey(config.database.path, print) };
+  }
   await dataSource.initialize();
   if (config.migrateOnStart) await dataSource.runMigrations({ transaction: "each" });
   const database = new Database(dataSource);
@@ -114,7 +120,7 @@ export async function startServer(
     { service: EventsService, handlers: eventsHandlers(new EventFeed(database, relay)) as never },
     { service: Health, handlers: healthHandlers(health) as never },
   ];
-  const pipeline = new CallPipeline(log, new Authenticator(config.auth), {
+  const pipeline = new CallPipeline(log, new Authenticator(auth), {
     publicServices: [Health.typeName],
     metrics,
   });

@@ -1,9 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../server/src/config.js";
-import { createDataSource, MYSQL_MIGRATIONS } from "../../server/src/store/data-source.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import {
+  createDataSource,
+  MYSQL_MIGRATIONS,
+  SQLITE_MIGRATIONS,
+} from "../../server/src/store/data-source.js";
+import { createTestDatabase, TEST_DATABASE, type TestDatabase } from "../support/database.js";
 
-/** The MySQL migrations apply on an empty database, undo completely, and apply again. */
+/** The migrations apply on an empty database, undo completely, and apply again (MariaDB and SQLite). */
 let db: TestDatabase;
 
 beforeAll(async () => {
@@ -15,20 +19,27 @@ afterAll(async () => {
 });
 
 async function tables(): Promise<string[]> {
-  const [rows] = await db.sql.query(
-    "SELECT table_name AS t FROM information_schema.tables WHERE table_schema = ? ORDER BY 1",
-    [db.name],
-  );
+  const [rows] =
+    TEST_DATABASE === "sqlite"
+      ? await db.sql.query(
+          "SELECT name AS t FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+        )
+      : await db.sql.query(
+          "SELECT table_name AS t FROM information_schema.tables WHERE table_schema = ?",
+          [db.name],
+        );
   return (rows as { t: string }[]).map((r) => r.t).sort();
 }
 
 describe("migrations", () => {
   it("go up, down and up again", async () => {
-    const ds = createDataSource(loadConfig({ DATABASE_URL: db.url }).database);
+    const env = TEST_DATABASE === "sqlite" ? { SQLITE_PATH: db.url } : { DATABASE_URL: db.url };
+    const ds = createDataSource(loadConfig(env).database);
+    const migrations = TEST_DATABASE === "sqlite" ? SQLITE_MIGRATIONS : MYSQL_MIGRATIONS;
     await ds.initialize();
     try {
       const applied = await ds.runMigrations({ transaction: "each" });
-      expect(applied.map((m) => m.name)).toEqual(MYSQL_MIGRATIONS.map((M) => new M().name));
+      expect(applied.map((m) => m.name)).toEqual(migrations.map((M) => new M().name));
       expect(await tables()).toEqual([
         "deletion_jobs",
         "events",
@@ -40,16 +51,18 @@ describe("migrations", () => {
         "schema_migrations",
       ]);
       expect(await ds.runMigrations()).toEqual([]);
-      const [engines] = await db.sql.query(
-        "SELECT DISTINCT engine, table_collation FROM information_schema.tables WHERE table_schema = ? AND table_name <> 'schema_migrations'",
-        [db.name],
-      );
-      expect(engines).toEqual([{ engine: "InnoDB", table_collation: "utf8mb4_bin" }]);
+      if (TEST_DATABASE === "mysql") {
+        const [engines] = await db.sql.query(
+          "SELECT DISTINCT engine, table_collation FROM information_schema.tables WHERE table_schema = ? AND table_name <> 'schema_migrations'",
+          [db.name],
+        );
+        expect(engines).toEqual([{ engine: "InnoDB", table_collation: "utf8mb4_bin" }]);
+      }
 
-      for (let i = 0; i < MYSQL_MIGRATIONS.length; i++) await ds.undoLastMigration();
+      for (let i = 0; i < migrations.length; i++) await ds.undoLastMigration();
       expect(await tables()).toEqual(["schema_migrations"]);
 
-      expect((await ds.runMigrations()).length).toBe(MYSQL_MIGRATIONS.length);
+      expect((await ds.runMigrations()).length).toBe(migrations.length);
       expect(await tables()).toContain("events");
     } finally {
       await ds.destroy();

@@ -1,4 +1,8 @@
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import Sqlite from "better-sqlite3";
 import mysql from "mysql2/promise";
 
 /** The MariaDB/MySQL server the tests use (root on this machine by default). */
@@ -12,8 +16,16 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** A fresh, uniquely named database, dropped by `drop()`: every test file owns its own. */
+/** Which store the suite runs on: MariaDB (default) or the embedded SQLite (TEST_DATABASE=sqlite). */
+export const TEST_DATABASE = process.env.TEST_DATABASE === "sqlite" ? "sqlite" : "mysql";
+
+/**
+ * A fresh, uniquely named database, dropped by `drop()`: every test file owns
+ * its own. With TEST_DATABASE=sqlite it is a SQLite file in a temporary
+ * directory (`url` is then its path, for SQLITE_PATH).
+ */
 export async function createTestDatabase(): Promise<TestDatabase> {
+  if (TEST_DATABASE === "sqlite") return createSqliteDatabase();
   const name = `groups_test_${Date.now().toString(36)}_${randomBytes(4).toString("hex")}`;
   const admin = await mysql.createConnection(TEST_MYSQL_URL);
   await admin.query(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
@@ -32,3 +44,52 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     },
   };
 }
+
+/**
+ * The SQLite twin of the above. `sql` answers `query(sql, params)` like
+ * mysql2 (`[rows]`), so suites read stored rows the same way on both stores.
+ */
+function createSqliteDatabase(): TestDatabase {
+  const dir = mkdtempSync(path.join(tmpdir(), "groups-test-"));
+  const file = path.join(dir, "groups.sqlite");
+  let conn: Sqlite.Database | undefined;
+  const open = () => (conn ??= new Sqlite(file, { timeout: 5_000 }));
+  const sql = {
+    async query(text: string, params: unknown[] = []) {
+      // mysql2 style: a "?" bound to an array becomes a list.
+      let next = 0;
+      const flat: unknown[] = [];
+      const expanded = text.replace(/\?/g, () => {
+        const p = params[next++];
+        if (!Array.isArray(p)) {
+          flat.push(bind(p));
+          return "?";
+        }
+        flat.push(...p.map(bind));
+        return p.map(() => "?").join(", ");
+      });
+      const stmt = open().prepare(expanded);
+      return stmt.reader ? [stmt.all(...flat)] : [stmt.run(...flat)];
+    },
+    async end() {
+      conn?.close();
+      conn = undefined;
+    },
+  };
+  return {
+    name: path.basename(dir),
+    url: file,
+    sql: sql as unknown as mysql.Connection,
+    async drop() {
+      await sql.end();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+const bind = (p: unknown) =>
+  p instanceof Date
+    ? p.toISOString().replace("T", " ").replace("Z", "")
+    : typeof p === "boolean"
+      ? Number(p)
+      : p;

@@ -13,7 +13,7 @@ import { loadConfig } from "../../server/src/config.js";
 import type { ReaperOptions } from "../../server/src/domain/reaper.js";
 import type { RelayOptions } from "../../server/src/events/relay.js";
 import { startServer, type RunningServer } from "../../server/src/server.js";
-import { createTestDatabase, type TestDatabase } from "./database.js";
+import { createTestDatabase, TEST_DATABASE, type TestDatabase } from "./database.js";
 
 /** The ways a client can reach the service; tests run the same checks through each. */
 export const DOORS = ["grpc", "connect", "grpc-web"] as const;
@@ -47,7 +47,7 @@ export async function startTestServer(
   const db = await createTestDatabase();
   const apiKey = `test_${randomBytes(16).toString("hex")}`;
   const config = loadConfig({
-    DATABASE_URL: db.url,
+    ...(TEST_DATABASE === "sqlite" ? { SQLITE_PATH: db.url } : { DATABASE_URL: db.url }),
     PORT: "0",
     GRPC_PORT: "0",
     AUTH_BOOTSTRAP_KEY: apiKey,

@@ -144,6 +144,8 @@ export class Relay extends EventEmitter {
 
   /** True while this replica holds the relay lease; tries to take it when free. */
   private async holdLease(): Promise<boolean> {
+    // The embedded SQLite file belongs to one process: it always relays.
+    if (this.db.dialect === "sqlite") return (this.leader = true);
     try {
       if (!this.runner) {
         this.runner = this.db.dataSource.createQueryRunner();
@@ -191,6 +193,11 @@ export class Relay extends EventEmitter {
 
   /** Sequences newly committed events on the lease connection, so a lost lease aborts the batch. */
   private async sequenceRound(): Promise<number> {
+    if (this.db.dialect === "sqlite") {
+      const n = await this.db.transaction((tx) => events.assignSequences(tx, this.opts.batchSize));
+      if (n > 0) this.emit("sequenced");
+      return n;
+    }
     const runner = this.runner!;
     await runner.startTransaction("READ COMMITTED");
     try {

@@ -1,16 +1,34 @@
+import { mkdirSync } from "node:fs";
+import path from "node:path";
 import { DataSource } from "typeorm";
 import type { Config } from "../config.js";
 import { ENTITIES } from "./entities.js";
 import { Initial1764129600000 } from "./migrations/mysql-1764129600000-initial.js";
+import { SqliteInitial1764129600000 } from "./migrations/sqlite-1764129600000-initial.js";
 
 export const MYSQL_MIGRATIONS = [Initial1764129600000];
+export const SQLITE_MIGRATIONS = [SqliteInitial1764129600000];
 
 /** Builds (does not connect) the TypeORM data source for the configured database. */
 export function createDataSource(database: Config["database"]): DataSource {
-  if (database.kind !== "mysql") {
-    throw new Error(
-      "the embedded SQLite store is not available yet: set DATABASE_URL=mysql://user:pass@host:3306/db",
-    );
+  if (database.kind === "sqlite") {
+    if (database.path !== ":memory:")
+      mkdirSync(path.dirname(path.resolve(database.path)), { recursive: true });
+    return new DataSource({
+      type: "better-sqlite3",
+      database: database.path,
+      entities: ENTITIES,
+      migrations: SQLITE_MIGRATIONS,
+      migrationsTableName: "schema_migrations",
+      migrationsTransactionMode: "each",
+      synchronize: false,
+      // Readers do not block the writer, and a crash loses no committed write.
+      enableWAL: true,
+      prepareDatabase: (db: { pragma(s: string): unknown }) => {
+        db.pragma("synchronous = FULL");
+        db.pragma("busy_timeout = 5000");
+      },
+    });
   }
   return new DataSource({
     type: "mysql",

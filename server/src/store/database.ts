@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import type { DataSource, EntityManager } from "typeorm";
 import { DomainError } from "../domain/errors.js";
+import { dialectOf, type Dialect } from "./dialect.js";
 import { isRetryableConflict, isUnavailable } from "./errors.js";
 
 /** Transactions that appended events (see outbox.ts); checked after commit. */
@@ -23,7 +24,12 @@ export class Database extends EventEmitter {
   ) {
     super();
     this.setMaxListeners(0);
+    this.dialect = dialectOf(dataSource);
+    this.serial = this.dialect === "sqlite" ? Promise.resolve() : undefined;
   }
+
+  readonly dialect: Dialect;
+  private serial: Promise<void> | undefined;
 
   /** Manager for single-statement reads outside a transaction. */
   get reader(): EntityManager {
@@ -38,10 +44,24 @@ export class Database extends EventEmitter {
    * have no effects outside the transaction.
    */
   async transaction<T>(work: (tx: EntityManager) => Promise<T>): Promise<T> {
+    if (this.serial) {
+      // The embedded SQLite store has one connection: transactions take turns.
+      const turn = this.serial.then(() => this.attempt(work));
+      this.serial = turn.then(
+        () => undefined,
+        () => undefined,
+      );
+      return turn;
+    }
+    return this.attempt(work);
+  }
+
+  private async attempt<T>(work: (tx: EntityManager) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       let manager: EntityManager | undefined;
       try {
-        const result = await this.dataSource.transaction("READ COMMITTED", (tx) => {
+        const isolation = this.dialect === "sqlite" ? "SERIALIZABLE" : "READ COMMITTED";
+        const result = await this.dataSource.transaction(isolation, (tx) => {
           manager = tx;
           return work(tx);
         });

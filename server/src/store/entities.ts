@@ -118,7 +118,8 @@ export const EventEntity = new EntitySchema<EventRow>({
     organizationId: id("organization_id"),
     groupId: id("group_id"),
     cause: { type: "varchar", length: 16 },
-    payload: { type: "longtext" },
+    // LONGTEXT in the MySQL schema; the migrations own the real column types.
+    payload: { type: "text" },
     createdAt: timestamp("created_at"),
     publishedAt: timestamp("published_at", true),
   },
@@ -140,8 +141,8 @@ export const IdempotencyKeyEntity = new EntitySchema<IdempotencyKeyRow>({
   columns: {
     organizationId: { ...id("organization_id"), primary: true },
     requestId: { type: "varchar", length: 128, name: "request_id", primary: true },
-    requestHash: { type: "char", length: 64, name: "request_hash" },
-    response: { type: "longtext" },
+    requestHash: { type: "varchar", length: 64, name: "request_hash" },
+    response: { type: "text" },
     createdAt: timestamp("created_at"),
   },
 });

@@ -15,22 +15,39 @@ function driverError(err: unknown): DriverError | undefined {
   return e.driverError ?? e;
 }
 
-/** Deadlock (1213) or lock-wait timeout (1205): the whole transaction may be retried. */
+/** Deadlock (1213) or lock-wait timeout (1205), or a busy SQLite file: the whole transaction may be retried. */
 export function isRetryableConflict(err: unknown): boolean {
   const e = driverError(err);
-  return e?.errno === 1213 || e?.errno === 1205;
+  return e?.errno === 1213 || e?.errno === 1205 || e?.code === "SQLITE_BUSY";
 }
 
-/** Duplicate key (1062); `key` narrows it to one unique index by name. */
+/**
+ * The columns of each unique key the domain asks about, as SQLite names them
+ * in its message ("UNIQUE constraint failed: organizations.external_id").
+ */
+const SQLITE_UNIQUE_COLUMNS: Record<string, string> = {
+  uq_organizations_external_id: "organizations.external_id",
+  uq_memberships_org_user:
+    "organization_memberships.organization_id, organization_memberships.user_id",
+};
+
+/** Duplicate key (MySQL 1062, SQLite UNIQUE/PRIMARY KEY); `key` narrows it to one unique index by name. */
 export function isDuplicateKey(err: unknown, key?: string): boolean {
   const e = driverError(err);
+  const message = e?.sqlMessage ?? e?.message ?? "";
+  if (e?.code === "SQLITE_CONSTRAINT_UNIQUE" || e?.code === "SQLITE_CONSTRAINT_PRIMARYKEY") {
+    return (
+      key === undefined || key === "PRIMARY" || message.includes(SQLITE_UNIQUE_COLUMNS[key] ?? key)
+    );
+  }
   if (e?.errno !== 1062) return false;
-  return key === undefined || (e.sqlMessage ?? e.message ?? "").includes(key);
+  return key === undefined || message.includes(key);
 }
 
-/** A foreign-key parent row vanished under a concurrent delete (1452). */
+/** A foreign-key parent row vanished under a concurrent delete (MySQL 1452; SQLite FOREIGN KEY). */
 export function isMissingParent(err: unknown): boolean {
-  return driverError(err)?.errno === 1452;
+  const e = driverError(err);
+  return e?.errno === 1452 || e?.code === "SQLITE_CONSTRAINT_FOREIGNKEY";
 }
 
 /** The database cannot take the request now: pool queue full, connection refused or lost. */
@@ -48,7 +65,8 @@ export function isUnavailable(err: unknown): boolean {
   ].includes(e.code ?? "");
 }
 
-/** The row is still referenced by a child row (1451). */
+/** The row is still referenced by a child row (MySQL 1451; SQLite FOREIGN KEY). */
 export function isRowReferenced(err: unknown): boolean {
-  return driverError(err)?.errno === 1451;
+  const e = driverError(err);
+  return e?.errno === 1451 || e?.code === "SQLITE_CONSTRAINT_FOREIGNKEY";
 }

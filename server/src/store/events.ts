@@ -1,6 +1,15 @@
 import type { EntityManager } from "typeorm";
 import type { EventData, EventType, RecordedEvent } from "../domain/events.js";
 import type { Group } from "../domain/model.js";
+import {
+  deleteLimited,
+  dialectOf,
+  execute,
+  indexed,
+  placeholders,
+  readTime,
+  select,
+} from "./dialect.js";
 
 /**
  * Reads and bookkeeping of the event log (the `events` table, which is also
@@ -15,7 +24,7 @@ interface EventRecord {
   groupId: string;
   cause: string;
   payload: string;
-  createdAt: Date;
+  createdAt: Date | string;
 }
 
 const EVENT_COLUMNS =
@@ -36,7 +45,7 @@ function toRecordedEvent(r: EventRecord): RecordedEvent {
     organizationId: r.organizationId,
     groupId: r.groupId,
     cause: r.cause === "system" ? "system" : "api",
-    createdAt: r.createdAt,
+    createdAt: readTime(r.createdAt),
     data,
   };
 }
@@ -50,20 +59,31 @@ function toRecordedEvent(r: EventRecord): RecordedEvent {
  * sequence order.
  */
 export async function assignSequences(tx: EntityManager, max: number): Promise<number> {
-  await tx.query("SET @groups_seq = (SELECT COALESCE(MAX(sequence), 0) FROM events)");
-  const result: { affectedRows?: number } = await tx.query(
-    "UPDATE events SET sequence = (@groups_seq := @groups_seq + 1) WHERE sequence IS NULL ORDER BY outbox_seq LIMIT ?",
-    [max],
+  const limit = Math.trunc(max);
+  if (dialectOf(tx) === "sqlite") {
+    return execute(
+      tx,
+      `UPDATE events SET sequence = base.top + next.n
+       FROM (SELECT COALESCE(MAX(sequence), 0) AS top FROM events) AS base,
+            (SELECT outbox_seq, ROW_NUMBER() OVER (ORDER BY outbox_seq) AS n FROM events
+             WHERE sequence IS NULL ORDER BY outbox_seq LIMIT ${limit}) AS next
+       WHERE events.outbox_seq = next.outbox_seq`,
+    );
+  }
+  await execute(tx, "SET @groups_seq = (SELECT COALESCE(MAX(sequence), 0) FROM events)");
+  return execute(
+    tx,
+    `UPDATE events SET sequence = (@groups_seq := @groups_seq + 1)
+     WHERE sequence IS NULL ORDER BY outbox_seq LIMIT ${limit}`,
   );
-  return result.affectedRows ?? 0;
 }
 
 /** The oldest sequenced, unpublished events, in sequence order. */
 export async function unpublishedEvents(db: EntityManager, max: number): Promise<RecordedEvent[]> {
-  const rows: EventRecord[] = await db.query(
-    `SELECT ${EVENT_COLUMNS} FROM events e FORCE INDEX (ix_events_unpublished)
-     WHERE e.published_at IS NULL AND e.sequence IS NOT NULL ORDER BY e.sequence LIMIT ?`,
-    [max],
+  const rows = await select<EventRecord>(
+    db,
+    `SELECT ${EVENT_COLUMNS} FROM ${indexed(db, "events", "e", "ix_events_unpublished")}
+     WHERE e.published_at IS NULL AND e.sequence IS NOT NULL ORDER BY e.sequence LIMIT ${Math.trunc(max)}`,
   );
   return rows.map(toRecordedEvent);
 }
@@ -74,15 +94,20 @@ export async function markPublished(
   at: Date,
 ): Promise<void> {
   if (outboxSeqs.length === 0) return;
-  await db.query("UPDATE events SET published_at = ? WHERE outbox_seq IN (?)", [at, outboxSeqs]);
+  await execute(
+    db,
+    `UPDATE events SET published_at = ? WHERE outbox_seq IN ${placeholders(outboxSeqs)}`,
+    [at, ...outboxSeqs],
+  );
 }
 
 /** Count and age of the events not yet published (for metrics and logs). */
 export async function backlog(db: EntityManager): Promise<{ count: number; oldest: Date | null }> {
-  const [row]: { count: number | string; oldest: Date | null }[] = await db.query(
+  const [row] = await select<{ count: number | string; oldest: Date | string | null }>(
+    db,
     "SELECT COUNT(*) AS count, MIN(created_at) AS oldest FROM events WHERE published_at IS NULL",
   );
-  return { count: Number(row?.count ?? 0), oldest: row?.oldest ?? null };
+  return { count: Number(row?.count ?? 0), oldest: row?.oldest ? readTime(row.oldest) : null };
 }
 
 /**
@@ -95,12 +120,13 @@ export async function pruneEvents(
   max: number,
   publishedOnly: boolean,
 ): Promise<number> {
-  const result: { affectedRows?: number } = await db.query(
-    `DELETE FROM events WHERE created_at < ? AND sequence IS NOT NULL
-     ${publishedOnly ? "AND published_at IS NOT NULL" : ""} LIMIT ?`,
-    [before, max],
+  return deleteLimited(
+    db,
+    "events",
+    `created_at < ? AND sequence IS NOT NULL${publishedOnly ? " AND published_at IS NOT NULL" : ""}`,
+    [before],
+    max,
   );
-  return result.affectedRows ?? 0;
 }
 
 export interface EventFilter {
@@ -112,7 +138,8 @@ export interface EventFilter {
 
 /** The sequence of a sequenced event, by id (a cursor), if it exists. */
 export async function sequenceOf(db: EntityManager, eventId: string): Promise<string | undefined> {
-  const rows: { sequence: string | null }[] = await db.query(
+  const rows = await select<{ sequence: string | null }>(
+    db,
     "SELECT sequence FROM events WHERE id = ?",
     [eventId],
   );
@@ -122,7 +149,8 @@ export async function sequenceOf(db: EntityManager, eventId: string): Promise<st
 
 /** The largest sequence given so far ("now" for a stream). */
 export async function latestSequence(db: EntityManager): Promise<string> {
-  const rows: { s: string | number }[] = await db.query(
+  const rows = await select<{ s: string | number }>(
+    db,
     "SELECT COALESCE(MAX(sequence), 0) AS s FROM events",
   );
   return String(rows[0]?.s ?? 0);
@@ -142,8 +170,8 @@ export async function eventsAfter(
     params.push(filter.organizationId);
   }
   if (filter.types.length > 0) {
-    where.push("e.type IN (?)");
-    params.push(filter.types);
+    where.push(`e.type IN ${placeholders(filter.types)}`);
+    params.push(...filter.types);
   }
   if (filter.rangeStart) {
     where.push("e.created_at >= ?");
@@ -154,8 +182,9 @@ export async function eventsAfter(
     params.push(filter.rangeEnd);
   }
   const index = filter.organizationId ? "ix_events_org_sequence" : "uq_events_sequence";
-  const rows: EventRecord[] = await db.query(
-    `SELECT ${EVENT_COLUMNS} FROM events e FORCE INDEX (${index})
+  const rows = await select<EventRecord>(
+    db,
+    `SELECT ${EVENT_COLUMNS} FROM ${indexed(db, "events", "e", index)}
      WHERE ${where.join(" AND ")} ORDER BY e.sequence LIMIT ${Math.trunc(limit)}`,
     params,
   );

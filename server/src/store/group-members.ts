@@ -2,6 +2,7 @@ import type { EntityManager } from "typeorm";
 import type { Group, Membership, Page, PageRequest } from "../domain/model.js";
 import { GroupEntity, GroupMembershipEntity } from "./entities.js";
 import { findMemberships } from "./memberships.js";
+import { deleteLimited, indexed } from "./dialect.js";
 import { GROUP_COLUMNS, keysetPage } from "./pagination.js";
 
 /**
@@ -161,7 +162,8 @@ export async function listGroupsOfMember(
     {
       columns: GROUP_COLUMNS,
       from:
-        "group_memberships gm FORCE INDEX (ix_group_memberships_member) " +
+        indexed(db, "group_memberships", "gm", "ix_group_memberships_member") +
+        " " +
         "JOIN org_groups g ON g.id = gm.group_id AND g.deleted_at IS NULL",
       where: ["gm.organization_membership_id = ?"],
       params: [membershipId],
@@ -178,11 +180,14 @@ export async function deleteMembershipsOfGroupChunk(
   groupId: string,
   max: number,
 ): Promise<number> {
-  const result: { affectedRows?: number } = await tx.query(
-    "DELETE FROM group_memberships WHERE group_id = ? ORDER BY organization_membership_id LIMIT ?",
-    [groupId, max],
+  return deleteLimited(
+    tx,
+    "group_memberships",
+    "group_id = ?",
+    [groupId],
+    max,
+    "organization_membership_id",
   );
-  return result.affectedRows ?? 0;
 }
 
 /** Deletes up to `max` group memberships of an organization; returns how many went. */
@@ -191,11 +196,7 @@ export async function deleteMembershipsOfOrganizationChunk(
   organizationId: string,
   max: number,
 ): Promise<number> {
-  const result: { affectedRows?: number } = await tx.query(
-    "DELETE FROM group_memberships WHERE organization_id = ? LIMIT ?",
-    [organizationId, max],
-  );
-  return result.affectedRows ?? 0;
+  return deleteLimited(tx, "group_memberships", "organization_id = ?", [organizationId], max);
 }
 
 /** Deletes every group membership of the given groups (few, in the organization reaper). */

@@ -1,6 +1,7 @@
 import type { EntityManager } from "typeorm";
 import type { Group, Page, PageRequest } from "../domain/model.js";
 import { GroupEntity, type GroupRow } from "./entities.js";
+import { forUpdate, indexed } from "./dialect.js";
 import { GROUP_COLUMNS, keysetPage } from "./pagination.js";
 
 const toGroup = ({ deletedAt: _deleted, ...group }: GroupRow): Group => group;
@@ -27,7 +28,7 @@ export async function findGroup(
       id,
       organizationId,
     });
-  if (opts.lock) qb.setLock("pessimistic_write");
+  if (opts.lock) forUpdate(qb);
   const row = await qb.getOne();
   return row ? toGroup(row) : undefined;
 }
@@ -42,7 +43,7 @@ export async function listGroups(
     db,
     {
       columns: GROUP_COLUMNS,
-      from: "org_groups g FORCE INDEX (ix_groups_org_id)",
+      from: indexed(db, "org_groups", "g", "ix_groups_org_id"),
       where: ["g.organization_id = ?", "g.deleted_at IS NULL"],
       params: [organizationId],
       key: "g.id",
@@ -88,24 +89,24 @@ export async function lockGroupsOfOrganization(
   organizationId: string,
   max: number,
 ): Promise<GroupRow[]> {
-  return tx
-    .createQueryBuilder(GroupEntity, "g")
-    .where("g.organization_id = :organizationId", { organizationId })
-    .orderBy("g.id", "ASC")
-    .limit(max)
-    .setLock("pessimistic_write")
-    .getMany();
+  return forUpdate(
+    tx
+      .createQueryBuilder(GroupEntity, "g")
+      .where("g.organization_id = :organizationId", { organizationId })
+      .orderBy("g.id", "ASC")
+      .limit(max),
+  ).getMany();
 }
 
 /** Locks the live groups among `ids` of an organization, in id order (a fixed lock order avoids deadlocks). */
 export async function lockGroups(tx: EntityManager, ids: string[]): Promise<Group[]> {
   if (ids.length === 0) return [];
-  const rows = await tx
-    .createQueryBuilder(GroupEntity, "g")
-    .where("g.id IN (:...ids)", { ids })
-    .orderBy("g.id", "ASC")
-    .setLock("pessimistic_write")
-    .getMany();
+  const rows = await forUpdate(
+    tx
+      .createQueryBuilder(GroupEntity, "g")
+      .where("g.id IN (:...ids)", { ids })
+      .orderBy("g.id", "ASC"),
+  ).getMany();
   return rows.map(toGroup);
 }
 

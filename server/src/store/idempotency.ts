@@ -1,4 +1,5 @@
 import type { EntityManager } from "typeorm";
+import { deleteLimited, forUpdate } from "./dialect.js";
 import { IdempotencyKeyEntity, type IdempotencyKeyRow } from "./entities.js";
 
 /** The stored key, locked for update, if it was recorded after `notBefore`. */
@@ -8,14 +9,13 @@ export async function findIdempotencyKey(
   requestId: string,
   notBefore: Date,
 ): Promise<IdempotencyKeyRow | undefined> {
-  const row = await tx
+  const qb = tx
     .createQueryBuilder(IdempotencyKeyEntity, "k")
     .where("k.organization_id = :organizationId AND k.request_id = :requestId", {
       organizationId,
       requestId,
-    })
-    .setLock("pessimistic_write")
-    .getOne();
+    });
+  const row = await forUpdate(qb).getOne();
   return row && row.createdAt >= notBefore ? row : undefined;
 }
 
@@ -51,11 +51,7 @@ export async function purgeIdempotencyKeys(
   before: Date,
   max: number,
 ): Promise<number> {
-  const result: { affectedRows?: number } = await tx.query(
-    "DELETE FROM idempotency_keys WHERE created_at < ? LIMIT ?",
-    [before, max],
-  );
-  return result.affectedRows ?? 0;
+  return deleteLimited(tx, "idempotency_keys", "created_at < ?", [before], max);
 }
 
 export async function deleteIdempotencyKeysOfOrganization(

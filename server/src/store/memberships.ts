@@ -2,6 +2,7 @@ import type { EntityManager } from "typeorm";
 import type { Membership, MembershipStatus, Page, PageRequest } from "../domain/model.js";
 import { MembershipEntity } from "./entities.js";
 import { deleteAllGroupMembershipsOf } from "./group-members.js";
+import { forUpdate, indexed } from "./dialect.js";
 import { keysetPage, MEMBERSHIP_COLUMNS } from "./pagination.js";
 
 export async function insertMembership(tx: EntityManager, m: Membership): Promise<void> {
@@ -23,7 +24,7 @@ export async function findMembership(
     .andWhere(
       "EXISTS (SELECT 1 FROM organizations o WHERE o.id = m.organization_id AND o.deleted_at IS NULL)",
     );
-  if (opts.lock) qb.setLock("pessimistic_write");
+  if (opts.lock) forUpdate(qb);
   return (await qb.getOne()) ?? undefined;
 }
 
@@ -67,10 +68,11 @@ export async function listMemberships(
     params.push(filter.userId);
   }
   if (filter.organizationId && !filter.userId) {
-    from = "organization_memberships m FORCE INDEX (ix_memberships_org_id)";
+    from = indexed(db, "organization_memberships", "m", "ix_memberships_org_id");
   } else if (filter.userId && !filter.organizationId) {
     from =
-      "organization_memberships m FORCE INDEX (ix_memberships_user_id) " +
+      indexed(db, "organization_memberships", "m", "ix_memberships_user_id") +
+      " " +
       "JOIN organizations o ON o.id = m.organization_id AND o.deleted_at IS NULL";
   }
   return keysetPage<Membership>(
@@ -113,13 +115,13 @@ export async function deleteMembershipsOfOrganization(
   organizationId: string,
   max: number,
 ): Promise<number> {
-  const ids = await tx
-    .createQueryBuilder(MembershipEntity, "m")
-    .select("m.id", "id")
-    .where("m.organization_id = :organizationId", { organizationId })
-    .limit(max)
-    .setLock("pessimistic_write")
-    .getRawMany<{ id: string }>();
+  const ids = await forUpdate(
+    tx
+      .createQueryBuilder(MembershipEntity, "m")
+      .select("m.id", "id")
+      .where("m.organization_id = :organizationId", { organizationId })
+      .limit(max),
+  ).getRawMany<{ id: string }>();
   if (ids.length === 0) return 0;
   // Links added by calls that raced the organization's deletion go first.
   await deleteAllGroupMembershipsOf(

@@ -1,6 +1,7 @@
 import type { EntityManager } from "typeorm";
 import type { Organization, Page, PageRequest } from "../domain/model.js";
 import { OrganizationEntity, type OrganizationRow } from "./entities.js";
+import { forUpdate, select } from "./dialect.js";
 import { keysetPage, ORGANIZATION_COLUMNS } from "./pagination.js";
 
 const toOrganization = ({ deletedAt: _deleted, ...org }: OrganizationRow): Organization => org;
@@ -18,13 +19,14 @@ export async function findOrganization(
   const qb = db
     .createQueryBuilder(OrganizationEntity, "o")
     .where("o.id = :id AND o.deleted_at IS NULL", { id });
-  if (opts.lock) qb.setLock("pessimistic_write");
+  if (opts.lock) forUpdate(qb);
   const row = await qb.getOne();
   return row ? toOrganization(row) : undefined;
 }
 
 export async function organizationExists(db: EntityManager, id: string): Promise<boolean> {
-  const row: unknown[] = await db.query(
+  const row: unknown[] = await select(
+    db,
     "SELECT 1 FROM organizations WHERE id = ? AND deleted_at IS NULL",
     [id],
   );

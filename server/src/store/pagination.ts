@@ -1,12 +1,13 @@
 import type { EntityManager } from "typeorm";
 import type { Page, PageRequest } from "../domain/model.js";
+import { readTime, select } from "./dialect.js";
 
 /** A keyset-paginated SELECT: columns FROM from WHERE where… on one key column. */
 export interface KeysetQuery {
   /** Select list, aliased to the result's field names. */
   columns: string;
   /**
-   * Tables, with `FORCE INDEX` on the (scope, id) index where a scope applies:
+   * Tables, forcing the (scope, id) index where a scope applies (dialect.indexed):
    * MariaDB otherwise uses only the scope prefix of that index (a "ref"
    * access) and, for a descending page, reads every row of the scope after
    * the cursor — measured at 45,000 rows read for a page of 100.
@@ -42,7 +43,7 @@ export async function keysetPage<T>(
     `SELECT ${query.columns} FROM ${query.from}` +
     (where.length ? ` WHERE ${where.join(" AND ")}` : "") +
     ` ORDER BY ${query.key} ${scanAscending ? "ASC" : "DESC"} LIMIT ${page.limit + 1}`;
-  const rows: T[] = await db.query(sql, params);
+  const rows = (await select<T>(db, sql, params)).map(reviveTimes);
   const more = rows.length > page.limit;
   const items = rows.slice(0, page.limit);
   if (backward) items.reverse();
@@ -56,6 +57,15 @@ export async function keysetPage<T>(
     before: page.after !== undefined && first ? keyOf(first) : "",
     after: more && last ? keyOf(last) : "",
   };
+}
+
+/** Raw rows carry times as the driver gives them; the domain wants Dates. */
+function reviveTimes<T>(row: T): T {
+  const r = row as Record<string, unknown>;
+  for (const key of ["createdAt", "updatedAt"]) {
+    if (r[key] !== undefined && r[key] !== null) r[key] = readTime(r[key] as Date | string);
+  }
+  return row;
 }
 
 /** Select lists that alias columns to the domain's field names. */

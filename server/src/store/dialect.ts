@@ -1,0 +1,94 @@
+import type { DataSource, EntityManager, ObjectLiteral, SelectQueryBuilder } from "typeorm";
+
+/**
+ * The few places where MySQL/MariaDB (production) and SQLite (the embedded
+ * default) need different SQL. Everything else in the store is common.
+ */
+export type Dialect = "mysql" | "sqlite";
+
+export function dialectOf(db: EntityManager | DataSource): Dialect {
+  const options = "connection" in db ? db.connection.options : db.options;
+  return options.type === "better-sqlite3" ? "sqlite" : "mysql";
+}
+
+/** `table alias` read through the named index (see pagination.ts for why). */
+export function indexed(db: EntityManager, table: string, alias: string, index: string): string {
+  return dialectOf(db) === "sqlite"
+    ? `${table} AS ${alias} INDEXED BY ${index}`
+    : `${table} ${alias} FORCE INDEX (${index})`;
+}
+
+/** `(?, ?, …)` for a list parameter (better-sqlite3 does not expand arrays). */
+export function placeholders(values: readonly unknown[]): string {
+  return `(${values.map(() => "?").join(", ")})`;
+}
+
+/** Parameters as the driver binds them: SQLite stores times as UTC text of DATETIME(3) shape. */
+export function bindable(db: EntityManager, params: unknown[]): unknown[] {
+  if (dialectOf(db) !== "sqlite") return params;
+  return params.map((p) => (p instanceof Date ? sqliteTime(p) : p));
+}
+
+const sqliteTime = (d: Date) => d.toISOString().replace("T", " ").replace("Z", "");
+
+/** A time column read by a raw query: a Date from mysql2, UTC text from SQLite. */
+export function readTime(value: Date | string): Date {
+  return value instanceof Date ? value : new Date(`${value.replace(" ", "T")}Z`);
+}
+
+/** Runs a raw statement and returns the number of rows it changed. */
+export async function execute(
+  db: EntityManager,
+  sql: string,
+  params: unknown[] = [],
+): Promise<number> {
+  const runner = db.queryRunner ?? db.connection.createQueryRunner();
+  try {
+    const result = await runner.query(sql, bindable(db, params), true);
+    return result.affected ?? 0;
+  } finally {
+    if (!db.queryRunner) await runner.release();
+  }
+}
+
+/** Raw rows of a SELECT. */
+export function select<T>(db: EntityManager, sql: string, params: unknown[] = []): Promise<T[]> {
+  return db.query(sql, bindable(db, params));
+}
+
+/**
+ * Deletes up to `max` rows of `table` matching `where`: MySQL has DELETE …
+ * LIMIT; SQLite (without that compile option) deletes by rowid.
+ */
+export function deleteLimited(
+  db: EntityManager,
+  table: string,
+  where: string,
+  params: unknown[],
+  max: number,
+  orderBy?: string,
+): Promise<number> {
+  const order = orderBy ? ` ORDER BY ${orderBy}` : "";
+  if (dialectOf(db) === "sqlite") {
+    return execute(
+      db,
+      `DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE ${where}${order} LIMIT ${Math.trunc(max)})`,
+      params,
+    );
+  }
+  return execute(
+    db,
+    `DELETE FROM ${table} WHERE ${where}${order} LIMIT ${Math.trunc(max)}`,
+    params,
+  );
+}
+
+/**
+ * SELECT … FOR UPDATE where row locks exist. SQLite has none and needs none:
+ * the embedded store runs one transaction at a time (see Database).
+ */
+export function forUpdate<T extends ObjectLiteral>(
+  qb: SelectQueryBuilder<T>,
+): SelectQueryBuilder<T> {
+  return dialectOf(qb.connection) === "sqlite" ? qb : qb.setLock("pessimistic_write");
+}
