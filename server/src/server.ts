@@ -20,6 +20,7 @@ import { Health } from "../../clients/src/gen/grpc/health/v1/health_pb.js";
 import { createDualProtocolServer } from "./ops/dual-protocol.js";
 import { HealthStatus, healthHandlers } from "./ops/health.js";
 import { opsEndpoints } from "./ops/http-endpoints.js";
+import { addReflection } from "./ops/reflection.js";
 import { Metrics, mysqlPoolStats } from "./ops/metrics.js";
 import { backlog } from "./store/events.js";
 import { createLogger } from "./ops/logger.js";
@@ -147,6 +148,10 @@ export async function startServer(
     "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
   });
   addGrpcServices(grpcServer, bindings, pipeline);
+  addReflection(
+    grpcServer,
+    bindings.map((b) => b.service),
+  );
   const grpcPort = await new Promise<number>((resolve, reject) =>
     grpcServer.bindAsync(
       `${config.host}:${config.grpcPort}`,

@@ -43,6 +43,7 @@ export interface TransportCall {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+const TRACEPARENT = /^[\da-f]{2}-([\da-f]{32})-[\da-f]{16}-[\da-f]{2}$/;
 
 export interface PipelineOptions {
   /** Services callable without credentials (health checks). */
@@ -140,7 +141,14 @@ export class CallPipeline {
   private context(method: DescMethod, call: TransportCall): CallContext {
     const offered = call.requestHeaders.get("x-request-id");
     const requestId = offered && REQUEST_ID.test(offered) ? offered : ulid();
-    const log = this.log.child({ requestId, rpc: `${method.parent.typeName}/${method.name}` });
+    // W3C trace context when the caller sends it, so logs join the caller's trace.
+    const traceId =
+      TRACEPARENT.exec(call.requestHeaders.get("traceparent") ?? "")?.[1] ?? requestId;
+    const log = this.log.child({
+      requestId,
+      traceId,
+      rpc: `${method.parent.typeName}/${method.name}`,
+    });
     return { requestId, method, requestHeaders: call.requestHeaders, signal: call.signal, log };
   }
 
