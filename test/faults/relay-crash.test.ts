@@ -13,81 +13,33 @@
  * faulty process takes the writes, then lets go: the faulty process becomes
  * the leader with the whole batch waiting, and crashes on it.
  */
-import { createClient, type Client } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import type { RowDataPacket } from "mysql2/promise";
-import type { NatsConnection } from "nats";
-import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
-import { EventCause, type Event } from "../../clients/src/gen/groups/v1/events_pb.js";
-import { GroupsService } from "../../clients/src/gen/groups/v1/groups_pb.js";
-import { OrganizationsService } from "../../clients/src/gen/groups/v1/organizations_pb.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { describe, expect, it } from "vitest";
+import type { TestDatabase } from "../support/database.js";
+import { streamState } from "../support/events.js";
 import {
-  connectNats,
-  startNatsProcess,
-  storedEvents,
-  uniqueStream,
-  type NatsProcess,
-  type StoredEvent,
-} from "../support/nats.js";
-import { startServerProcess, type ServerProcess } from "../support/process.js";
+  connTo,
+  eventRows,
+  expectGroupsInCommitOrder,
+  expectOneMessagePerRow,
+  groupKey,
+  memberKey,
+  relayLockName,
+  tookLease,
+  useFaultRig,
+  waitUntilPublished,
+  type EventRow,
+} from "../support/faults.js";
+import { storedEvents, uniqueStream, type StoredEvent } from "../support/nats.js";
+import type { ServerProcess } from "../support/process.js";
+import type { Clients } from "../support/server.js";
+import { waitFor } from "../support/wait.js";
 
-let nats: NatsProcess | undefined;
-let nc: NatsConnection | undefined;
-const databases: TestDatabase[] = [];
-const processes: ServerProcess[] = [];
-
-beforeAll(async () => {
-  nats = await startNatsProcess();
-  nc = await connectNats(nats.url);
-});
-
-afterAll(async () => {
-  for (const p of processes) await p.kill("SIGKILL").catch(() => undefined);
-  await nc?.close().catch(() => undefined);
-  // Removes the store directory, and the test streams with it.
-  await nats?.stop().catch(() => undefined);
-  for (const db of databases) await db.drop().catch(() => undefined);
-});
+const rig = useFaultRig();
 
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-interface Conn {
-  groups: Client<typeof GroupsService>;
-  orgs: Client<typeof OrganizationsService>;
-}
-
-function connTo(p: ServerProcess): Conn {
-  const t = createGrpcTransport({ baseUrl: `http://127.0.0.1:${p.grpcPort}` });
-  return { groups: createClient(GroupsService, t), orgs: createClient(OrganizationsService, t) };
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs: number,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}`,
-      );
-    }
-    await sleep(100);
-  }
-}
 
 async function exitWithin(p: ServerProcess, timeoutMs: number) {
   let timer: NodeJS.Timeout | undefined;
@@ -99,74 +51,25 @@ async function exitWithin(p: ServerProcess, timeoutMs: number) {
   return result;
 }
 
-interface EventRow {
-  outbox_seq: string;
-  sequence: string | null;
-  id: string;
-  type: string;
-  organization_id: string;
-  group_id: string;
-  published_at: Date | null;
-}
-
-async function eventRows(db: TestDatabase): Promise<EventRow[]> {
-  const [rows] = await db.sql.query<RowDataPacket[]>(
-    `SELECT CAST(outbox_seq AS CHAR) AS outbox_seq, CAST(sequence AS CHAR) AS sequence, id, type,
-            organization_id, group_id, published_at
-     FROM events ORDER BY outbox_seq`,
-  );
-  return rows as EventRow[];
-}
-
 /** Messages in the stream (0 when the relay never got to create it). */
-async function streamState(stream: string): Promise<{ messages: number; lastSeq: number }> {
-  const jsm = await nc!.jetstreamManager();
-  try {
-    const info = await jsm.streams.info(stream);
-    return { messages: info.state.messages, lastSeq: info.state.last_seq };
-  } catch (err) {
-    if (/stream not found/i.test(String(err))) return { messages: 0, lastSeq: 0 };
-    throw err;
-  }
-}
+const stateOf = async (stream: string) => streamState(await rig.nc(), stream);
 
-const lockName = (db: TestDatabase) => `groups_relay:${db.name}`.slice(0, 64);
+const storedIn = async (stream: string) => storedEvents(await rig.nc(), stream);
 
 /** Takes the relay lease on the test's own connection, so no server process can relay. */
 async function holdRelayLease(db: TestDatabase): Promise<void> {
   const [rows] = await db.sql.query<RowDataPacket[]>("SELECT GET_LOCK(?, 10) AS got", [
-    lockName(db),
+    relayLockName(db),
   ]);
   expect(Number(rows[0].got), "the test holds the relay lease").toBe(1);
 }
 
 async function releaseRelayLease(db: TestDatabase): Promise<void> {
   const [rows] = await db.sql.query<RowDataPacket[]>("SELECT RELEASE_LOCK(?) AS released", [
-    lockName(db),
+    relayLockName(db),
   ]);
   expect(Number(rows[0].released)).toBe(1);
 }
-
-type Cause = "api" | "system";
-const memberKey = (type: string, membershipId: string, cause: Cause) =>
-  `${type}|${membershipId}|${cause}`;
-const groupKey = (type: string, g: { name: string; description: string }, cause: Cause) =>
-  `${type}|${g.name}|${g.description}|${cause}`;
-
-function keyOfEvent(e: Event): string {
-  const cause =
-    e.cause === EventCause.API ? "api" : e.cause === EventCause.SYSTEM ? "system" : "unspecified";
-  if (e.data.case === "member")
-    return `${e.type}|${e.data.value.organizationMembershipId}|${cause}`;
-  if (e.data.case === "group") {
-    const g = e.data.value.group;
-    return `${e.type}|${g?.name}|${g?.description}|${cause}`;
-  }
-  return `${e.type}|no payload`;
-}
-
-const sameMultiset = (xs: string[], ys: string[]) =>
-  [...xs].sort().join("\n") === [...ys].sort().join("\n");
 
 /**
  * One client, one call after another: groups created, members added (one by
@@ -174,7 +77,7 @@ const sameMultiset = (xs: string[], ys: string[]) =>
  * system cascade), a group deleted, and some idempotent no-ops. Returns, per
  * group, the expected events transaction by transaction, in commit order.
  */
-async function scriptedWrites(c: Conn, tag: string): Promise<Map<string, string[][]>> {
+async function scriptedWrites(c: Clients, tag: string): Promise<Map<string, string[][]>> {
   const expected = new Map<string, string[][]>();
   const { organization } = await c.orgs.createOrganization({ name: `crash-${tag}` });
   const org = organization!.id;
@@ -273,108 +176,42 @@ function checkStream(
   expected: Map<string, string[][]>,
   subjectPrefix: string,
 ) {
-  const rowById = new Map(rows.map((r) => [r.id, r]));
-  const count = new Map<string, number>();
-  for (const s of stored) {
-    const id = s.headers["Nats-Msg-Id"];
-    count.set(id, (count.get(id) ?? 0) + 1);
-  }
-  expect(
-    [...count].filter(([, n]) => n > 1).map(([id, n]) => `${id} ×${n}`),
-    "stored duplicates",
-  ).toEqual([]);
-  expect(
-    rows.filter((r) => !count.has(r.id)).map((r) => `${r.id} ${r.type}`),
-    "events lost",
-  ).toEqual([]);
-  expect(
-    stored.filter((s) => !rowById.has(s.headers["Nats-Msg-Id"])).map((s) => s.seq),
-    "messages without an event row",
-  ).toEqual([]);
-  expect(stored.length).toBe(rows.length);
-
-  const byGroup = new Map<string, StoredEvent[]>();
+  const rowById = expectOneMessagePerRow(stored, rows);
   for (const s of stored) {
     const row = rowById.get(s.headers["Nats-Msg-Id"])!;
     expect(s.event.id).toBe(row.id);
     expect(s.headers["ce-id"]).toBe(row.id);
     expect(String(s.event.sequence)).toBe(row.sequence);
     expect(s.subject).toBe(`${subjectPrefix}.${row.organization_id}.${row.type}`);
-    byGroup.set(row.group_id, [...(byGroup.get(row.group_id) ?? []), s]);
   }
-  for (const [g, list] of byGroup) {
-    const seqs = list.map((s) => BigInt(rowById.get(s.event.id)!.sequence!));
-    const outbox = list.map((s) => BigInt(rowById.get(s.event.id)!.outbox_seq));
-    expect(
-      seqs.every((q, i) => i === 0 || q > seqs[i - 1]),
-      `stream order of ${g} = sequence order`,
-    ).toBe(true);
-    expect(
-      outbox.every((q, i) => i === 0 || q > outbox[i - 1]),
-      `stream order of ${g} = commit order`,
-    ).toBe(true);
-  }
-  for (const [g, txs] of expected) {
-    const keys = (byGroup.get(g) ?? []).map((s) => keyOfEvent(s.event));
-    let at = 0;
-    const got = txs.map((tx) => keys.slice(at, (at += tx.length)));
-    const ok = at === keys.length && txs.every((tx, i) => sameMultiset(tx, got[i]));
-    expect(ok, `events of ${g}: expected ${JSON.stringify(txs)}, got ${JSON.stringify(keys)}`).toBe(
-      true,
-    );
-  }
+  expectGroupsInCommitOrder(stored, rowById, expected);
 }
 
-async function startServer(
-  db: TestDatabase,
-  s: { stream: string; subjectPrefix: string },
-  fault?: string,
-): Promise<ServerProcess> {
-  const p = await startServerProcess({
-    DATABASE_URL: db.url,
-    AUTH_DISABLED: "1",
-    NATS_URL: nats!.url,
-    NATS_STREAM: s.stream,
-    NATS_SUBJECT_PREFIX: s.subjectPrefix,
-    RELAY_POLL_INTERVAL_MS: "100",
-    ...(fault ? { GROUPS_FAULT_INJECTION: fault } : {}),
-  });
-  processes.push(p);
-  onTestFailed(() => {
-    console.log(`logs of pid ${p.pid} (last 40 lines):\n${p.logs.slice(-40).join("\n")}`);
-  });
-  return p;
-}
-
-async function waitUntilAllPublished(db: TestDatabase, total: number): Promise<EventRow[]> {
-  return waitFor(
-    `all ${total} events published`,
-    async () => {
-      const rows = await eventRows(db);
-      return rows.length === total && rows.every((r) => r.published_at !== null) ? rows : undefined;
-    },
-    30_000,
-  );
+/**
+ * A fresh database and stream, and a process with `fault` taking the scripted
+ * writes (tagged `tag`) while the test holds the relay lease: when the test
+ * lets go, that process becomes the leader with the whole batch waiting.
+ */
+async function backlogForFaulty(fault: string, tag: string) {
+  const db = await rig.database();
+  const s = uniqueStream();
+  await holdRelayLease(db);
+  const faulty = await rig.startServer(db, s, { fault });
+  const expected = await scriptedWrites(connTo(faulty), tag);
+  return { db, s, faulty, expected, n: expectedCount(expected) };
 }
 
 // ---------------------------------------------------------------------------
 
 describe("the relay crashes", () => {
   it("between commit and publish: the events are published after the restart, once", async () => {
-    const db = await createTestDatabase();
-    databases.push(db);
-    const s = uniqueStream();
-
-    await holdRelayLease(db);
-    const faulty = await startServer(db, s, "crash-before-publish");
-    const expected = await scriptedWrites(connTo(faulty), "a");
-    const n = expectedCount(expected);
+    const { db, s, faulty, expected, n } = await backlogForFaulty("crash-before-publish", "a");
 
     // Every write committed its events; nobody could relay them yet.
     let rows = await eventRows(db);
     expect(rows.length).toBe(n);
     expect(rows.filter((r) => r.published_at !== null || r.sequence !== null)).toEqual([]);
-    expect(faulty.logs.some((l) => l.includes("took the relay lease"))).toBe(false);
+    expect(tookLease(faulty)).toBe(false);
 
     // Let go: the faulty process takes the lease and dies before publishing.
     await releaseRelayLease(db);
@@ -387,10 +224,10 @@ describe("the relay crashes", () => {
       rows.filter((r) => r.published_at !== null),
       "nothing marked published",
     ).toEqual([]);
-    expect((await streamState(s.stream)).messages, "nothing reached the stream").toBe(0);
+    expect((await stateOf(s.stream)).messages, "nothing reached the stream").toBe(0);
 
     // A new process without the fault, on the same database.
-    const healthy = await startServer(db, s);
+    const healthy = await rig.startServer(db, s);
     // And it keeps working: one more change after the restart.
     const c = connTo(healthy);
     const g = [...expected.keys()][0];
@@ -403,22 +240,21 @@ describe("the relay crashes", () => {
         groupKey("group.updated", { name: group!.name, description: "after restart" }, "api"),
       ]);
 
-    rows = await waitUntilAllPublished(db, n + 1);
-    const stored = await storedEvents(nc!, s.stream);
+    rows = await waitUntilPublished(db, n + 1);
+    const stored = await storedIn(s.stream);
     checkStream(stored, rows, expected, s.subjectPrefix);
-    expect(healthy.logs.some((l) => l.includes("took the relay lease"))).toBe(true);
+    expect(tookLease(healthy)).toBe(true);
   }, 60_000);
 
   it("between commit and publish while the writes go on: every acknowledged write's event is published after the restart", async () => {
-    const db = await createTestDatabase();
-    databases.push(db);
+    const db = await rig.database();
     const s = uniqueStream();
 
     // The faulty process is the leader from the start; its first batch kills it.
-    const faulty = await startServer(db, s, "crash-before-publish");
+    const faulty = await rig.startServer(db, s, { fault: "crash-before-publish" });
     await waitFor(
       "the faulty process to take the relay lease",
-      async () => (faulty.logs.some((l) => l.includes("took the relay lease")) ? true : undefined),
+      async () => (tookLease(faulty) ? true : undefined),
       15_000,
     );
     const c = connTo(faulty);
@@ -451,11 +287,11 @@ describe("the relay crashes", () => {
       "acknowledged writes without event",
     ).toEqual([]);
     expect(rows.filter((r) => r.published_at !== null)).toEqual([]);
-    expect((await streamState(s.stream)).messages).toBe(0);
+    expect((await stateOf(s.stream)).messages).toBe(0);
 
     // After the restart, the unanswered call is retried with its request_id:
     // it either finds the group it created or creates it, one event either way.
-    const healthy = await startServer(db, s);
+    const healthy = await rig.startServer(db, s);
     const k = Number(unanswered!.slice("live-rq".length));
     const { group } = await connTo(healthy).groups.createGroup({
       organizationId: org,
@@ -466,19 +302,12 @@ describe("the relay crashes", () => {
     for (const [i, g] of [...acked, group!.id].entries()) {
       expected.set(g, [[groupKey("group.created", { name: `live-${i}`, description: "" }, "api")]]);
     }
-    rows = await waitUntilAllPublished(db, acked.length + 1);
-    checkStream(await storedEvents(nc!, s.stream), rows, expected, s.subjectPrefix);
+    rows = await waitUntilPublished(db, acked.length + 1);
+    checkStream(await storedIn(s.stream), rows, expected, s.subjectPrefix);
   }, 60_000);
 
   it("after the ack, before marking: JetStream drops the re-publish, the stream keeps one copy", async () => {
-    const db = await createTestDatabase();
-    databases.push(db);
-    const s = uniqueStream();
-
-    await holdRelayLease(db);
-    const faulty = await startServer(db, s, "crash-after-ack");
-    const expected = await scriptedWrites(connTo(faulty), "b");
-    const n = expectedCount(expected);
+    const { db, s, faulty, expected, n } = await backlogForFaulty("crash-after-ack", "b");
     expect((await eventRows(db)).length).toBe(n);
 
     await releaseRelayLease(db);
@@ -493,24 +322,24 @@ describe("the relay crashes", () => {
     expect(rows.length).toBe(n);
     expect(rows.filter((r) => r.published_at !== null)).toEqual([]);
     expect(rows.filter((r) => r.sequence === null)).toEqual([]);
-    const afterCrash = await streamState(s.stream);
+    const afterCrash = await stateOf(s.stream);
     expect(afterCrash).toEqual({ messages: n, lastSeq: n });
-    checkStream(await storedEvents(nc!, s.stream), rows, expected, s.subjectPrefix);
+    checkStream(await storedIn(s.stream), rows, expected, s.subjectPrefix);
 
     // A new process publishes them all again; JetStream drops every copy.
-    const healthy = await startServer(db, s);
-    rows = await waitUntilAllPublished(db, n);
-    expect(healthy.logs.some((l) => l.includes("took the relay lease"))).toBe(true);
+    const healthy = await rig.startServer(db, s);
+    rows = await waitUntilPublished(db, n);
+    expect(tookLease(healthy)).toBe(true);
     // No message was added: a dropped duplicate takes no stream sequence.
-    expect(await streamState(s.stream)).toEqual({ messages: n, lastSeq: n });
-    checkStream(await storedEvents(nc!, s.stream), rows, expected, s.subjectPrefix);
+    expect(await stateOf(s.stream)).toEqual({ messages: n, lastSeq: n });
+    checkStream(await storedIn(s.stream), rows, expected, s.subjectPrefix);
 
     // JetStream reports such a re-publish as a duplicate (the window covers it).
-    const [first] = await storedEvents(nc!, s.stream);
-    const ack = await nc!.jetstream().publish(first.subject, new Uint8Array([1]), {
+    const [first] = await storedIn(s.stream);
+    const ack = await (await rig.nc()).jetstream().publish(first.subject, new Uint8Array([1]), {
       msgID: first.headers["Nats-Msg-Id"],
     });
     expect(ack.duplicate).toBe(true);
-    expect(await streamState(s.stream)).toEqual({ messages: n, lastSeq: n });
+    expect(await stateOf(s.stream)).toEqual({ messages: n, lastSeq: n });
   }, 60_000);
 });

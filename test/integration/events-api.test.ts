@@ -7,7 +7,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { create, toBinary, toJsonString, type MessageInitShape } from "@bufbuild/protobuf";
-import { timestampDate, timestampFromMs, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import type { RowDataPacket } from "mysql2/promise";
 import type { NatsConnection } from "nats";
@@ -16,10 +16,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeEvent } from "../../clients/src/events/subscriber.js";
 import { toWorkOSEvent } from "../../clients/src/events/workos.js";
 import {
-  BadRequestSchema,
-  ErrorInfoSchema,
-} from "../../clients/src/gen/google/rpc/error_details_pb.js";
-import {
   EventCause,
   EventSchema,
   EventsService,
@@ -27,18 +23,22 @@ import {
   type Event,
   type StreamEventsRequest,
 } from "../../clients/src/gen/groups/v1/events_pb.js";
-import { connectNats, deleteStream, SHARED_NATS_URL, uniqueStream } from "../support/nats.js";
+import { badFields, expectError, ms } from "../support/assertions.js";
 import {
-  DOORS,
-  startTestServer,
-  type Clients,
-  type Door,
-  type TestServer,
-} from "../support/server.js";
+  closeEventsServer,
+  createMembers,
+  EVENT_ID,
+  expectWorkOSEvent,
+  groupOf,
+  memberOf,
+  startEventsServer,
+  type EventsServer,
+  type Member,
+} from "../support/events.js";
+import { connectNats } from "../support/nats.js";
+import { DOORS, type Clients, type Door, type TestServer } from "../support/server.js";
+import { sleep, until } from "../support/wait.js";
 
-const WAIT_MS = 10_000;
-const ULID = "[0-7][0-9A-HJKMNP-TV-Z]{25}";
-const EVENT_ID = new RegExp(`^event_${ULID}$`);
 const TYPES = [
   "group.created",
   "group.updated",
@@ -54,55 +54,12 @@ type StreamInit = Partial<Pick<StreamEventsRequest, "types" | "organizationId" |
 // Helpers
 // ---------------------------------------------------------------------------
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const ms = (ts: Timestamp | undefined) => timestampDate(ts!).getTime();
-
-async function until(
-  what: string,
-  check: () => Promise<boolean>,
-  timeoutMs = WAIT_MS,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await sleep(20);
-  }
-}
-
-async function expectError(call: Promise<unknown>, code: Code) {
-  let caught: unknown;
-  try {
-    await call;
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught, "the call should have failed").toBeInstanceOf(ConnectError);
-  const err = caught as ConnectError;
-  expect({ code: Code[err.code], message: err.rawMessage }).toMatchObject({ code: Code[code] });
-  expect(err.findDetails(ErrorInfoSchema).map((i) => i.reason)).toHaveLength(1);
-  return err;
-}
-
-const badFields = (err: ConnectError) =>
-  err.findDetails(BadRequestSchema).flatMap((b) => b.fieldViolations.map((v) => v.field));
-
 async function expectInvalid(call: Promise<unknown>, field: string) {
   const err = await expectError(call, Code.InvalidArgument);
   expect(badFields(err)).toContain(field);
 }
 
 const ids = (events: Event[]) => events.map((e) => e.id);
-
-function groupOf(e: Event): string {
-  if (e.data.case === "group") return e.data.value.group!.id;
-  if (e.data.case === "member") return e.data.value.groupId;
-  return "";
-}
-
-function memberOf(e: Event): string | undefined {
-  return e.data.case === "member" ? e.data.value.organizationMembershipId : undefined;
-}
 
 const label = (e: Event) =>
   `${e.type} ${e.organizationId} ${groupOf(e)}${memberOf(e) ? ` ${memberOf(e)}` : ""}`;
@@ -129,15 +86,10 @@ function expectIncreasing(events: Event[]) {
 // Server and fixtures
 // ---------------------------------------------------------------------------
 
+let server: EventsServer | undefined;
 let t: TestServer;
-let nc: NatsConnection;
-const { stream, subjectPrefix } = uniqueStream();
+let nc: NatsConnection | undefined;
 let c: Clients; // grpc, for writes
-
-interface Member {
-  id: string;
-  userId: string;
-}
 
 let orgA: string;
 let orgB: string;
@@ -150,19 +102,6 @@ let burstMembers: Member[];
 const seedExpected: string[] = [];
 /** Every event after the seed, as ListEvents returned it. */
 let seed: Event[];
-
-async function createMembers(organizationId: string, n: number, tag: string) {
-  return Promise.all(
-    Array.from({ length: n }, async (_, i) => {
-      const userId = `user_${tag}_${i}_${randomBytes(3).toString("hex")}`;
-      const { organizationMembership } = await c.orgs.createOrganizationMembership({
-        organizationId,
-        userId,
-      });
-      return { id: organizationMembership!.id, userId };
-    }),
-  );
-}
 
 /** Waits until the relay has sequenced every committed event (ListEvents shows only those). */
 async function settled(): Promise<void> {
@@ -207,109 +146,83 @@ const latestEventId = async () => (await latestEvent()).id;
 
 beforeAll(async () => {
   nc = await connectNats();
-  t = await startTestServer(
-    {
-      NATS_URL: SHARED_NATS_URL,
-      NATS_STREAM: stream,
-      NATS_SUBJECT_PREFIX: subjectPrefix,
-      RELAY_POLL_INTERVAL_MS: "50",
-    },
-    { reaper: { intervalMs: 200 } },
-  );
+  server = await startEventsServer();
+  t = server.t;
   c = t.clients("grpc");
 
   orgA = (await c.orgs.createOrganization({ name: "List A" })).organization!.id;
   orgB = (await c.orgs.createOrganization({ name: "List B" })).organization!.id;
   orgBurst = (await c.orgs.createOrganization({ name: "Burst" })).organization!.id;
   orgQuiet = (await c.orgs.createOrganization({ name: "Quiet" })).organization!.id;
-  mA = await createMembers(orgA, 4, "a");
-  mB = await createMembers(orgB, 2, "b");
-  burstMembers = await createMembers(orgBurst, 40, "burst");
+  mA = await createMembers(c, orgA, 4, "a");
+  mB = await createMembers(c, orgB, 2, "b");
+  burstMembers = await createMembers(c, orgBurst, 40, "burst");
 
-  // The seed: one call at a time, so recording order is call order.
+  // The seed: one call at a time, so recording order is call order. Each call
+  // records the event it must produce.
   const g = c.groups;
   const expectEvent = (type: string, org: string, group: string, member?: string) =>
     seedExpected.push(`${type} ${org} ${group}${member ? ` ${member}` : ""}`);
-  const gA1 = (await g.createGroup({ organizationId: orgA, name: "A1" })).group!.id;
-  expectEvent("group.created", orgA, gA1);
-  const gB1 = (await g.createGroup({ organizationId: orgB, name: "B1" })).group!.id;
-  expectEvent("group.created", orgB, gB1);
-  await g.addGroupMember({
-    organizationId: orgA,
-    groupId: gA1,
-    organizationMembershipId: mA[0].id,
-  });
-  expectEvent("group.member_added", orgA, gA1, mA[0].id);
-  await g.addGroupMember({
-    organizationId: orgB,
-    groupId: gB1,
-    organizationMembershipId: mB[0].id,
-  });
-  expectEvent("group.member_added", orgB, gB1, mB[0].id);
-  await g.updateGroup({ organizationId: orgA, groupId: gA1, name: "A1 renamed" });
-  expectEvent("group.updated", orgA, gA1);
-  for (const m of [mA[1], mA[2]]) {
-    await g.addGroupMember({ organizationId: orgA, groupId: gA1, organizationMembershipId: m.id });
-    expectEvent("group.member_added", orgA, gA1, m.id);
-  }
-  const gA2 = (await g.createGroup({ organizationId: orgA, name: "A2" })).group!.id;
-  expectEvent("group.created", orgA, gA2);
-  await g.addGroupMember({
-    organizationId: orgA,
-    groupId: gA2,
-    organizationMembershipId: mA[0].id,
-  });
-  expectEvent("group.member_added", orgA, gA2, mA[0].id);
-  await g.removeGroupMember({
-    organizationId: orgA,
-    groupId: gA1,
-    organizationMembershipId: mA[1].id,
-  });
-  expectEvent("group.member_removed", orgA, gA1, mA[1].id);
-  await g.updateGroup({ organizationId: orgB, groupId: gB1, description: "B one" });
-  expectEvent("group.updated", orgB, gB1);
-  await g.deleteGroup({ organizationId: orgA, groupId: gA2 });
-  expectEvent("group.deleted", orgA, gA2);
-  const gB2 = (await g.createGroup({ organizationId: orgB, name: "B2" })).group!.id;
-  expectEvent("group.created", orgB, gB2);
-  await g.addGroupMember({
-    organizationId: orgB,
-    groupId: gB2,
-    organizationMembershipId: mB[1].id,
-  });
-  expectEvent("group.member_added", orgB, gB2, mB[1].id);
+  const createGroup = async (org: string, name: string) => {
+    const id = (await g.createGroup({ organizationId: org, name })).group!.id;
+    expectEvent("group.created", org, id);
+    return id;
+  };
+  const updateGroup = async (
+    org: string,
+    group: string,
+    change: { name: string } | { description: string },
+  ) => {
+    await g.updateGroup({ organizationId: org, groupId: group, ...change });
+    expectEvent("group.updated", org, group);
+  };
+  const deleteGroup = async (org: string, group: string) => {
+    await g.deleteGroup({ organizationId: org, groupId: group });
+    expectEvent("group.deleted", org, group);
+  };
+  const addMember = async (org: string, group: string, m: Member) => {
+    await g.addGroupMember({ organizationId: org, groupId: group, organizationMembershipId: m.id });
+    expectEvent("group.member_added", org, group, m.id);
+  };
+  const removeMember = async (org: string, group: string, m: Member) => {
+    await g.removeGroupMember({
+      organizationId: org,
+      groupId: group,
+      organizationMembershipId: m.id,
+    });
+    expectEvent("group.member_removed", org, group, m.id);
+  };
+
+  const gA1 = await createGroup(orgA, "A1");
+  const gB1 = await createGroup(orgB, "B1");
+  await addMember(orgA, gA1, mA[0]);
+  await addMember(orgB, gB1, mB[0]);
+  await updateGroup(orgA, gA1, { name: "A1 renamed" });
+  for (const m of [mA[1], mA[2]]) await addMember(orgA, gA1, m);
+  const gA2 = await createGroup(orgA, "A2");
+  await addMember(orgA, gA2, mA[0]);
+  await removeMember(orgA, gA1, mA[1]);
+  await updateGroup(orgB, gB1, { description: "B one" });
+  await deleteGroup(orgA, gA2);
+  const gB2 = await createGroup(orgB, "B2");
+  await addMember(orgB, gB2, mB[1]);
   await c.orgs.deleteOrganizationMembership({ organizationMembershipId: mA[2].id });
   expectEvent("group.member_removed", orgA, gA1, mA[2].id);
   for (let i = 0; i < 3; i++) {
-    const gx = (await g.createGroup({ organizationId: i % 2 ? orgB : orgA, name: `X${i}` })).group!
-      .id;
-    expectEvent("group.created", i % 2 ? orgB : orgA, gx);
-    await g.updateGroup({
-      organizationId: i % 2 ? orgB : orgA,
-      groupId: gx,
-      description: `x${i}`,
-    });
-    expectEvent("group.updated", i % 2 ? orgB : orgA, gx);
+    const org = i % 2 ? orgB : orgA;
+    const gx = await createGroup(org, `X${i}`);
+    await updateGroup(org, gx, { description: `x${i}` });
   }
-  await g.removeGroupMember({
-    organizationId: orgB,
-    groupId: gB1,
-    organizationMembershipId: mB[0].id,
-  });
-  expectEvent("group.member_removed", orgB, gB1, mB[0].id);
-  await g.deleteGroup({ organizationId: orgB, groupId: gB2 });
-  expectEvent("group.deleted", orgB, gB2);
+  await removeMember(orgB, gB1, mB[0]);
+  await deleteGroup(orgB, gB2);
 
   await settled();
   seed = await listAll(eventsClient("grpc"));
 });
 
 afterAll(async () => {
-  await t?.close();
-  if (nc) {
-    await deleteStream(nc, stream);
-    await nc.close();
-  }
+  await closeEventsServer(server, nc);
+  await nc?.close();
 });
 
 // ---------------------------------------------------------------------------
@@ -451,30 +364,7 @@ describe("recorded events", () => {
         decodeEvent(new TextEncoder().encode(toJsonString(EventSchema, e)), "application/json"),
       ).toEqual(e);
 
-      const w = toWorkOSEvent(e);
-      expect(JSON.parse(JSON.stringify(w))).toEqual(w);
-      expect(w).toMatchObject({
-        object: "event",
-        id: e.id,
-        event: e.type,
-        created_at: timestampDate(e.createdAt!).toISOString(),
-      });
-      if (e.data.case === "group") {
-        const g = e.data.value.group!;
-        expect(w.data).toMatchObject({
-          object: "group",
-          id: g.id,
-          organization_id: g.organizationId,
-          name: g.name,
-        });
-      } else if (e.data.case === "member") {
-        expect(w.data).toMatchObject({
-          group_id: e.data.value.groupId,
-          organization_membership_id: e.data.value.organizationMembershipId,
-          organization_id: e.data.value.organizationId,
-          user_id: e.data.value.userId,
-        });
-      }
+      expectWorkOSEvent(e);
     }
     const renamed = seed.find((e) => e.type === "group.updated" && e.organizationId === orgA)!;
     expect(toWorkOSEvent(renamed).data.previous_attributes).toEqual({ name: "A1" });

@@ -10,6 +10,7 @@
  */
 import { groupKey, memberKey } from "./faults.js";
 import type { Clients } from "./server.js";
+import { waitFor } from "./wait.js";
 
 export interface CallOptions {
   onFailure: "retry" | "uncertain";
@@ -60,6 +61,8 @@ interface OwnedGroup {
 }
 
 export interface WorkloadOptions {
+  /** Workers writing at once. */
+  workers: number;
   /** Worker `w` draws its choices from `rng(seed + w)`. */
   seed: number;
   /** Memberships each worker creates in its organization. */
@@ -131,7 +134,21 @@ export class Workload {
     }
   }
 
-  async worker(w: number): Promise<void> {
+  /** Starts every worker; resolves when they have all stopped (`done`, or an error). */
+  async run(): Promise<void> {
+    await Promise.all(Array.from({ length: this.opts.workers }, (_, w) => this.worker(w)));
+  }
+
+  /** Resolves once `n` writes are done (or a worker failed). */
+  async firstWrites(n: number): Promise<void> {
+    await waitFor(
+      "the first writes",
+      async () => (this.writes >= n || this.errors.length > 0 ? true : undefined),
+      60_000,
+    );
+  }
+
+  private async worker(w: number): Promise<void> {
     try {
       await this.runWorker(w);
     } catch (err) {
