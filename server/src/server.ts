@@ -29,7 +29,7 @@ import { addGrpcServices } from "./rpc/grpc-door.js";
 import { groupsHandlers } from "./rpc/groups-service.js";
 import { organizationsHandlers } from "./rpc/organizations-service.js";
 import { CallPipeline } from "./rpc/pipeline.js";
-import { createDataSource } from "./store/data-source.js";
+import { createDataSource, migrate } from "./store/data-source.js";
 import { Database } from "./store/database.js";
 
 /** Largest request or response message either front door accepts. */
@@ -72,7 +72,7 @@ export async function startServer(
     auth = { ...auth, bootstrapKey: ensureEmbeddedKey(config.database.path, print) };
   }
   await dataSource.initialize();
-  if (config.migrateOnStart) await dataSource.runMigrations({ transaction: "each" });
+  if (config.migrateOnStart) await migrate(dataSource);
   const database = new Database(dataSource);
   const reaper = new Reaper(database, log.child({ component: "reaper" }), {
     ...DEFAULT_REAPER_OPTIONS,

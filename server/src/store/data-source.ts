@@ -52,3 +52,31 @@ export function createDataSource(database: Config["database"]): DataSource {
     },
   });
 }
+
+/**
+ * Applies pending migrations. On MySQL several replicas may start at once, so
+ * a named lock makes them take turns: the first migrates, the others then
+ * find nothing to do (instead of failing on "table already exists").
+ */
+export async function migrate(dataSource: DataSource): Promise<string[]> {
+  if (dataSource.options.type !== "mysql") {
+    return (await dataSource.runMigrations({ transaction: "each" })).map((m) => m.name);
+  }
+  const runner = dataSource.createQueryRunner();
+  await runner.connect();
+  try {
+    const [{ db }] = (await runner.query("SELECT DATABASE() AS db")) as { db: string }[];
+    const lock = `groups_migrate:${db}`.slice(0, 64);
+    const [{ got }] = (await runner.query("SELECT GET_LOCK(?, 120) AS got", [lock])) as {
+      got: number | null;
+    }[];
+    if (got !== 1) throw new Error("timed out waiting for another replica's migrations");
+    try {
+      return (await dataSource.runMigrations({ transaction: "each" })).map((m) => m.name);
+    } finally {
+      await runner.query("DO RELEASE_LOCK(?)", [lock]);
+    }
+  } finally {
+    await runner.release();
+  }
+}

@@ -1,5 +1,5 @@
 import { ConfigError, loadConfig } from "../config.js";
-import { createDataSource } from "./data-source.js";
+import { createDataSource, migrate } from "./data-source.js";
 
 /** `npm run migrate` applies pending migrations; `npm run migrate -- --revert` undoes the last one. */
 async function main(): Promise<void> {
@@ -11,12 +11,8 @@ async function main(): Promise<void> {
       await dataSource.undoLastMigration({ transaction: "each" });
       console.log("reverted the last migration");
     } else {
-      const applied = await dataSource.runMigrations({ transaction: "each" });
-      console.log(
-        applied.length
-          ? `applied: ${applied.map((m) => m.name).join(", ")}`
-          : "schema is up to date",
-      );
+      const applied = await migrate(dataSource);
+      console.log(applied.length ? `applied: ${applied.join(", ")}` : "schema is up to date");
     }
   } finally {
     await dataSource.destroy();
