@@ -11,6 +11,8 @@ export interface RelayOptions {
   batchSize: number;
   /** How often a leader looks for events committed by other replicas. */
   pollIntervalMs: number;
+  /** Shortest time between the starts of two rounds woken by local commits. */
+  minRoundGapMs: number;
   /** How often a follower tries to take the lease. */
   leaseRetryMs: number;
   /** How often a leader confirms it still holds the lease. */
@@ -29,6 +31,7 @@ export interface RelayOptions {
 export const DEFAULT_RELAY_OPTIONS: RelayOptions = {
   batchSize: 500,
   pollIntervalMs: 250,
+  minRoundGapMs: 10,
   leaseRetryMs: 1_000,
   leaseCheckMs: 1_000,
   maxBackoffMs: 5_000,
@@ -63,6 +66,7 @@ export class Relay extends EventEmitter {
   private loop: Promise<void> | undefined;
   private wakeUp: (() => void) | undefined;
   private prunedAt = 0;
+  private roundStartedAt = 0;
   private readonly onCommit = () => this.wake();
 
   constructor(
@@ -107,6 +111,7 @@ export class Relay extends EventEmitter {
           await this.sleep(this.opts.leaseRetryMs);
           continue;
         }
+        this.roundStartedAt = Date.now();
         const sequenced = await this.sequenceRound();
         const published = this.publisher ? await this.publishRound() : 0;
         await this.pruneIfDue();
@@ -137,7 +142,12 @@ export class Relay extends EventEmitter {
       this.wakeUp = () => {
         if (!opts.wakeable && !this.stopped) return;
         this.wakeUp = undefined;
-        done();
+        // Under a stream of commits, rounds start at most every minRoundGapMs:
+        // each round then carries a batch instead of one event, and the relay
+        // stops competing with the writes it follows.
+        const wait = this.stopped ? 0 : this.opts.minRoundGapMs - (Date.now() - this.roundStartedAt);
+        if (wait > 0) setTimeout(done, wait);
+        else done();
       };
     });
   }
