@@ -19,6 +19,7 @@ import { DEFAULT_REAPER_OPTIONS, Reaper, type ReaperOptions } from "./domain/rea
 import { Health } from "../../clients/src/gen/grpc/health/v1/health_pb.js";
 import { createDualProtocolServer } from "./ops/dual-protocol.js";
 import { HealthStatus, healthHandlers } from "./ops/health.js";
+import { withCors } from "./ops/cors.js";
 import { opsEndpoints } from "./ops/http-endpoints.js";
 import { addReflection } from "./ops/reflection.js";
 import { Metrics, mysqlPoolStats } from "./ops/metrics.js";
@@ -128,6 +129,8 @@ export async function startServer(
 
   const adapter = connectNodeAdapter({
     routes: connectRoutes(bindings, pipeline),
+    // Plain form posts cannot pass for Connect calls (CSRF): the header is required.
+    requireConnectProtocolHeader: true,
     readMaxBytes: MAX_MESSAGE_BYTES,
     writeMaxBytes: MAX_MESSAGE_BYTES,
     fallback: opsEndpoints({
@@ -138,7 +141,7 @@ export async function startServer(
         !publisher ? "not configured" : publisher.connected ? "connected" : "disconnected",
     }),
   });
-  const http = createDualProtocolServer(adapter);
+  const http = createDualProtocolServer(withCors(config.corsAllowedOrigins, adapter) as never);
   await new Promise<void>((resolve, reject) => {
     http.server.once("error", reject).listen(config.port, config.host, () => resolve());
   });

@@ -145,7 +145,9 @@ export class Relay extends EventEmitter {
         // Under a stream of commits, rounds start at most every minRoundGapMs:
         // each round then carries a batch instead of one event, and the relay
         // stops competing with the writes it follows.
-        const wait = this.stopped ? 0 : this.opts.minRoundGapMs - (Date.now() - this.roundStartedAt);
+        const wait = this.stopped
+          ? 0
+          : this.opts.minRoundGapMs - (Date.now() - this.roundStartedAt);
         if (wait > 0) setTimeout(done, wait);
         else done();
       };
