@@ -209,65 +209,50 @@ function invalidCases(): InvalidCase[] {
   );
 
   // --- malformed ids, each RPC's id fields -----------------------------------
+  /** Adds the case "<rpc> <field> <what>", which names only `field`. */
+  const addBadId = (field: string, what: string) => (rpc: string, call: InvalidCase["call"]) =>
+    add(`${rpc} ${field} ${what}`, [field], call);
   for (const [what, id] of malformedIds("org", () => gA)) {
-    add(`GetOrganization organization_id ${what}`, ["organization_id"], (c) =>
-      c.orgs.getOrganization({ organizationId: id }),
-    );
-    add(`CreateGroup organization_id ${what}`, ["organization_id"], (c) =>
-      c.groups.createGroup({ organizationId: id, name: "ok" }),
-    );
-    add(`GetGroup organization_id ${what}`, ["organization_id"], (c) =>
-      c.groups.getGroup({ organizationId: id, groupId: gA }),
-    );
-    add(`CreateOrganizationMembership organization_id ${what}`, ["organization_id"], (c) =>
+    const addOrg = addBadId("organization_id", what);
+    addOrg("GetOrganization", (c) => c.orgs.getOrganization({ organizationId: id }));
+    addOrg("CreateGroup", (c) => c.groups.createGroup({ organizationId: id, name: "ok" }));
+    addOrg("GetGroup", (c) => c.groups.getGroup({ organizationId: id, groupId: gA }));
+    addOrg("CreateOrganizationMembership", (c) =>
       c.orgs.createOrganizationMembership({ organizationId: id, userId: "someone" }),
     );
   }
   for (const [what, id] of malformedIds("group", () => orgA)) {
-    add(`GetGroup group_id ${what}`, ["group_id"], (c) =>
-      c.groups.getGroup({ organizationId: orgA, groupId: id }),
-    );
-    add(`DeleteGroup group_id ${what}`, ["group_id"], (c) =>
-      c.groups.deleteGroup({ organizationId: orgA, groupId: id }),
-    );
-    add(`ListGroupMembers group_id ${what}`, ["group_id"], (c) =>
+    const addGroup = addBadId("group_id", what);
+    addGroup("GetGroup", (c) => c.groups.getGroup({ organizationId: orgA, groupId: id }));
+    addGroup("DeleteGroup", (c) => c.groups.deleteGroup({ organizationId: orgA, groupId: id }));
+    addGroup("ListGroupMembers", (c) =>
       c.groups.listGroupMembers({ organizationId: orgA, groupId: id }),
     );
   }
   for (const [what, id] of malformedIds("om", () => gA)) {
-    add(`AddGroupMember organization_membership_id ${what}`, ["organization_membership_id"], (c) =>
+    const addOm = addBadId("organization_membership_id", what);
+    addOm("AddGroupMember", (c) =>
       c.groups.addGroupMember({ organizationId: orgA, groupId: gA, organizationMembershipId: id }),
     );
-    add(
-      `RemoveGroupMember organization_membership_id ${what}`,
-      ["organization_membership_id"],
-      (c) =>
-        c.groups.removeGroupMember({
-          organizationId: orgA,
-          groupId: gA,
-          organizationMembershipId: id,
-          allowMissing: true,
-        }),
+    addOm("RemoveGroupMember", (c) =>
+      c.groups.removeGroupMember({
+        organizationId: orgA,
+        groupId: gA,
+        organizationMembershipId: id,
+        allowMissing: true,
+      }),
     );
-    add(
-      `GetOrganizationMembership organization_membership_id ${what}`,
-      ["organization_membership_id"],
-      (c) => c.orgs.getOrganizationMembership({ organizationMembershipId: id }),
+    addOm("GetOrganizationMembership", (c) =>
+      c.orgs.getOrganizationMembership({ organizationMembershipId: id }),
     );
-    add(
-      `DeleteOrganizationMembership organization_membership_id ${what}`,
-      ["organization_membership_id"],
-      (c) => c.orgs.deleteOrganizationMembership({ organizationMembershipId: id }),
+    addOm("DeleteOrganizationMembership", (c) =>
+      c.orgs.deleteOrganizationMembership({ organizationMembershipId: id }),
     );
-    add(
-      `ListGroupsForOrganizationMembership organization_membership_id ${what}`,
-      ["organization_membership_id"],
-      (c) => c.groups.listGroupsForOrganizationMembership({ organizationMembershipId: id }),
+    addOm("ListGroupsForOrganizationMembership", (c) =>
+      c.groups.listGroupsForOrganizationMembership({ organizationMembershipId: id }),
     );
-    add(
-      `CheckGroupMembership organization_membership_id ${what}`,
-      ["organization_membership_id"],
-      (c) => c.groups.checkGroupMembership({ organizationMembershipId: id, groupIds: [gA] }),
+    addOm("CheckGroupMembership", (c) =>
+      c.groups.checkGroupMembership({ organizationMembershipId: id, groupIds: [gA] }),
     );
   }
 
@@ -622,17 +607,27 @@ describe.each(DOORS)("over %s", (door) => {
 });
 
 describe("plain Connect JSON over fetch", () => {
-  it("answers HTTP 400 with code invalid_argument and a google.rpc.BadRequest detail", async () => {
-    const before = await rowCounts();
-    const res = await fetch(`${t.httpUrl}/groups.v1.GroupsService/CreateGroup`, {
+  /** POSTs `body` as Connect JSON to CreateGroup. */
+  const postCreateGroup = (body: unknown) =>
+    fetch(`${t.httpUrl}/groups.v1.GroupsService/CreateGroup`, {
       method: "POST",
       headers: {
         "content-type": "application/json",
         "connect-protocol-version": "1",
         authorization: `Bearer ${t.apiKey}`,
       },
-      body: JSON.stringify({ organizationId: "org_123", name: "" }),
+      body: JSON.stringify(body),
     });
+  /** The fields named by the google.rpc.BadRequest detail of a Connect JSON error body. */
+  const badRequestFields = (details: { type: string; value: string }[] | undefined) => {
+    const br = details!.find((d) => d.type === "google.rpc.BadRequest")!;
+    const decoded = fromBinary(BadRequestSchema, Buffer.from(br.value, "base64"));
+    return decoded.fieldViolations.map((v) => v.field);
+  };
+
+  it("answers HTTP 400 with code invalid_argument and a google.rpc.BadRequest detail", async () => {
+    const before = await rowCounts();
+    const res = await postCreateGroup({ organizationId: "org_123", name: "" });
     expect(res.status).toBe(400);
     expect(res.headers.get("content-type")).toMatch(/^application\/json/);
     const body = (await res.json()) as {
@@ -644,9 +639,7 @@ describe("plain Connect JSON over fetch", () => {
     const types = (body.details ?? []).map((d) => d.type);
     expect(types).toContain("google.rpc.BadRequest");
     expect(types).toContain("google.rpc.ErrorInfo");
-    const br = body.details!.find((d) => d.type === "google.rpc.BadRequest")!;
-    const decoded = fromBinary(BadRequestSchema, Buffer.from(br.value, "base64"));
-    expect([...new Set(decoded.fieldViolations.map((v) => v.field))].sort()).toEqual([
+    expect([...new Set(badRequestFields(body.details))].sort()).toEqual([
       "name",
       "organization_id",
     ]);
@@ -654,14 +647,10 @@ describe("plain Connect JSON over fetch", () => {
   });
 
   it("accepts snake_case JSON field names too and still names every bad field", async () => {
-    const res = await fetch(`${t.httpUrl}/groups.v1.GroupsService/CreateGroup`, {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        "connect-protocol-version": "1",
-        authorization: `Bearer ${t.apiKey}`,
-      },
-      body: JSON.stringify({ organization_id: orgA, name: "x", description: "d".repeat(151) }),
+    const res = await postCreateGroup({
+      organization_id: orgA,
+      name: "x",
+      description: "d".repeat(151),
     });
     expect(res.status).toBe(400);
     const body = (await res.json()) as {
@@ -669,8 +658,6 @@ describe("plain Connect JSON over fetch", () => {
       details?: { type: string; value: string }[];
     };
     expect(body.code).toBe("invalid_argument");
-    const br = body.details!.find((d) => d.type === "google.rpc.BadRequest")!;
-    const decoded = fromBinary(BadRequestSchema, Buffer.from(br.value, "base64"));
-    expect(decoded.fieldViolations.map((v) => v.field)).toEqual(["description"]);
+    expect(badRequestFields(body.details)).toEqual(["description"]);
   });
 });
