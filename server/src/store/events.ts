@@ -1,6 +1,7 @@
 import type { EntityManager } from "typeorm";
 import type { EventData, EventType, RecordedEvent } from "../domain/events.js";
 import type { Group } from "../domain/model.js";
+import type { EventRow } from "./entities.js";
 import {
   deleteLimited,
   dialectOf,
@@ -15,17 +16,8 @@ import {
  * Reads and bookkeeping of the event log (the `events` table, which is also
  * the outbox). Writes of new events are in ./outbox.ts.
  */
-interface EventRecord {
-  outboxSeq: string;
-  sequence: string;
-  id: string;
-  type: string;
-  organizationId: string;
-  groupId: string;
-  cause: string;
-  payload: string;
-  createdAt: Date | string;
-}
+/** A row as EVENT_COLUMNS selects it (times as the driver returns them). */
+type EventRecord = Omit<EventRow, "publishedAt" | "createdAt"> & { createdAt: Date | string };
 
 const EVENT_COLUMNS =
   "e.outbox_seq AS outboxSeq, e.sequence, e.id, e.type, e.organization_id AS organizationId, " +

@@ -1,4 +1,5 @@
 import type { MigrationInterface, QueryRunner } from "typeorm";
+import { INITIAL_TABLES_IN_DROP_ORDER } from "./initial-tables.js";
 
 /**
  * The embedded (SQLite) schema: the same tables, columns, keys and index
@@ -81,16 +82,6 @@ export class SqliteInitial1764129600000 implements MigrationInterface {
   }
 
   async down(q: QueryRunner): Promise<void> {
-    for (const t of [
-      "idempotency_keys",
-      "deletion_jobs",
-      "events",
-      "group_memberships",
-      "org_groups",
-      "organization_memberships",
-      "organizations",
-    ]) {
-      await q.query(`DROP TABLE ${t}`);
-    }
+    for (const t of INITIAL_TABLES_IN_DROP_ORDER) await q.query(`DROP TABLE ${t}`);
   }
 }
