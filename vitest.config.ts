@@ -11,6 +11,7 @@ const SQLITE_SUITES = [
   "test/integration/events-api.test.ts",
   "test/integration/migrations.test.ts",
   "test/integration/ops.test.ts",
+  "test/integration/sdk.test.ts",
   "test/interop/grpc-js.test.ts",
 ];
 

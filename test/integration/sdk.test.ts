@@ -1,0 +1,110 @@
+import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
+import { ulid } from "ulid";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GroupsService } from "../../clients/src/gen/groups/v1/groups_pb.js";
+import { errorDetails } from "../../clients/src/sdk/errors.js";
+import { retryUnavailable } from "../../clients/src/sdk/interceptors.js";
+import { createNodeClients } from "../../clients/src/sdk/node.js";
+import { paginate } from "../../clients/src/sdk/paginate.js";
+import { createWebClients } from "../../clients/src/sdk/web.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+
+/** The SDK in clients/src/sdk against the real server (and, for retries, an in-memory one). */
+let t: TestServer;
+
+beforeAll(async () => {
+  t = await startTestServer();
+});
+
+afterAll(async () => {
+  await t?.close();
+});
+
+const factories = {
+  "node, gRPC": () => createNodeClients({ baseUrl: `http://${t.grpcAddress}`, token: t.apiKey }),
+  "node, Connect": () =>
+    createNodeClients({ baseUrl: t.httpUrl, protocol: "connect", token: () => t.apiKey }),
+  "web, Connect": () => createWebClients({ baseUrl: t.httpUrl, token: t.apiKey }),
+};
+
+describe.each(Object.entries(factories))("clients (%s)", (_, make) => {
+  it("call the service with the token, walk every page, and expose error details", async () => {
+    const { organizations, groups } = make();
+    const { organization } = await organizations.createOrganization({ name: "SDK Inc" });
+    const organizationId = organization!.id;
+    const created: string[] = [];
+    for (let i = 0; i < 25; i++) {
+      created.push((await groups.createGroup({ organizationId, name: `g${i}` })).group!.id);
+    }
+    const walked: string[] = [];
+    for await (const g of paginate(
+      (after) => groups.listGroups({ organizationId, limit: 10, after }),
+      (r) => r.groups,
+    )) {
+      walked.push(g.id);
+    }
+    expect(walked).toEqual([...created].reverse());
+
+    const err = await groups
+      .createGroup({ organizationId: "org_x", name: "" })
+      .catch((e: unknown) => e);
+    expect(errorDetails(err)).toMatchObject({
+      code: Code.InvalidArgument,
+      codeName: "InvalidArgument",
+      reason: "INVALID_FIELDS",
+      fieldViolations: [
+        { field: "organization_id", description: expect.any(String) },
+        { field: "name", description: "is required" },
+      ],
+    });
+    const missing = await groups
+      .getGroup({ organizationId, groupId: `group_${ulid()}` })
+      .catch((e: unknown) => e);
+    expect(errorDetails(missing)).toMatchObject({ code: Code.NotFound, reason: "GROUP_NOT_FOUND" });
+  });
+});
+
+describe("retryUnavailable", () => {
+  function flaky(failures: number) {
+    const calls = { getGroup: 0, createGroup: 0 };
+    const transport = createRouterTransport(
+      ({ service }) =>
+        service(GroupsService, {
+          getGroup() {
+            if (++calls.getGroup <= failures) throw new ConnectError("draining", Code.Unavailable);
+            return { group: { id: "group_x" } };
+          },
+          createGroup() {
+            calls.createGroup++;
+            throw new ConnectError("draining", Code.Unavailable);
+          },
+        }),
+      { transport: { interceptors: [retryUnavailable({ attempts: 3, baseDelayMs: 1 })] } },
+    );
+    return { client: createClient(GroupsService, transport), calls };
+  }
+
+  it("repeats a read until it succeeds, within the attempts", async () => {
+    const { client, calls } = flaky(2);
+    expect((await client.getGroup({})).group?.id).toBe("group_x");
+    expect(calls.getGroup).toBe(3);
+  });
+
+  it("gives up after the last attempt", async () => {
+    const { client, calls } = flaky(5);
+    await expect(client.getGroup({})).rejects.toMatchObject({ code: Code.Unavailable });
+    expect(calls.getGroup).toBe(3);
+  });
+
+  it("never repeats a write that may have committed, unless it carries a request_id", async () => {
+    const { client, calls } = flaky(0);
+    await expect(client.createGroup({ name: "x" })).rejects.toMatchObject({
+      code: Code.Unavailable,
+    });
+    expect(calls.createGroup).toBe(1);
+    await expect(client.createGroup({ name: "x", requestId: "r1" })).rejects.toMatchObject({
+      code: Code.Unavailable,
+    });
+    expect(calls.createGroup).toBe(4);
+  });
+});
