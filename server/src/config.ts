@@ -72,8 +72,6 @@ function crossFieldProblems(env: Record<string, string | undefined>): string[] {
   return [];
 }
 
-export type Env = z.input<typeof EnvSchema>;
-
 export interface Config {
   host: string;
   port: number;

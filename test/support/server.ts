@@ -1,5 +1,4 @@
 import { randomBytes } from "node:crypto";
-import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import {
   createConnectTransport,
@@ -97,6 +96,3 @@ export async function startTestServer(
     },
   };
 }
-
-/** A client bound to one service, for helpers that take any. */
-export type AnyClient<S extends DescService> = Client<S>;
