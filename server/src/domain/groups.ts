@@ -439,15 +439,22 @@ export class Groups {
       throw organizationNotFound(organizationId);
   }
 
-  /** The live group of a live organization, or NOT_FOUND (a group of another organization is "not found" too). */
+  /**
+   * The live group of a live organization, or NOT_FOUND (a group of another
+   * organization is "not found" too). A read checks both in one query and asks
+   * which one is missing only on a miss; a locking read checks the
+   * organization separately, because locking a join would lock its row too and
+   * serialise every change in the organization.
+   */
   private async requireLiveGroup(
     db: EntityManager,
     ref: GroupRef,
     opts: { lock?: boolean } = {},
   ): Promise<Group> {
-    await this.requireOrganization(db, ref.organizationId);
+    if (opts.lock) await this.requireOrganization(db, ref.organizationId);
     const group = await groups.findGroup(db, ref.organizationId, ref.groupId, opts);
-    if (!group) throw groupNotFound(ref.groupId);
-    return group;
+    if (group) return group;
+    if (!opts.lock) await this.requireOrganization(db, ref.organizationId);
+    throw groupNotFound(ref.groupId);
   }
 }

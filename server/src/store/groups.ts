@@ -1,6 +1,6 @@
 import type { EntityManager } from "typeorm";
 import type { Group, Page, PageRequest } from "../domain/model.js";
-import { GroupEntity, type GroupRow } from "./entities.js";
+import { GroupEntity, OrganizationEntity, type GroupRow } from "./entities.js";
 import { forUpdate, indexed } from "./dialect.js";
 import { GROUP_COLUMNS, keysetPage } from "./pagination.js";
 
@@ -11,7 +11,9 @@ export async function insertGroup(tx: EntityManager, group: Group): Promise<void
 }
 
 /**
- * A live group of the organization. With `lock`, the row is locked for update:
+ * A live group of a live organization (without `lock`, the organization's
+ * liveness is joined in). With `lock`, only the group row is locked for update
+ * (the caller checks the organization):
  * every change to a group or its members takes this lock first, which
  * serialises them per group, keeps member_count exact and gives their outbox
  * rows commit order.
@@ -29,6 +31,13 @@ export async function findGroup(
       organizationId,
     });
   if (opts.lock) forUpdate(qb);
+  else {
+    qb.innerJoin(
+      OrganizationEntity.options.name,
+      "o",
+      "o.id = g.organization_id AND o.deleted_at IS NULL",
+    );
+  }
   const row = await qb.getOne();
   return row ? toGroup(row) : undefined;
 }
