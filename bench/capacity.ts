@@ -5,7 +5,6 @@
  * The service runs as its own process; this process generates the load.
  * Run: npx tsx bench/capacity.ts   (writes bench/results/capacity.json)
  */
-import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import os from "node:os";
 import { createClient } from "@connectrpc/connect";
@@ -15,7 +14,7 @@ import { Health } from "../clients/src/gen/grpc/health/v1/health_pb.js";
 import { GroupsService } from "../clients/src/gen/groups/v1/groups_pb.js";
 import { OrganizationsService } from "../clients/src/gen/groups/v1/organizations_pb.js";
 import { createTestDatabase } from "../test/support/database.js";
-import { freePort } from "../test/support/nats.js";
+import { startServerProcess } from "../test/support/process.js";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const IN_FLIGHT = 16;
@@ -52,37 +51,12 @@ async function measure(name: string, op: (i: number) => Promise<unknown>): Promi
   return r;
 }
 
-/**
- * The service as its own process with its logs (one line per call, as in
- * production) going to /dev/null, so the load generator spends nothing on them.
- */
-async function startService(env: Record<string, string>) {
-  const [httpPort, grpcPort] = [await freePort(), await freePort()];
-  const child = spawn(process.execPath, ["--import", "tsx", "server/src/main.ts"], {
-    env: { ...process.env, ...env, PORT: String(httpPort), GRPC_PORT: String(grpcPort) },
-    stdio: "ignore",
-  });
-  for (let i = 0; ; i++) {
-    const ok = await fetch(`http://127.0.0.1:${httpPort}/readyz`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ok) break;
-    if (i > 300) throw new Error("the service did not start");
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return {
-    grpcPort,
-    async kill() {
-      const exited = new Promise((r) => child.once("exit", r));
-      child.kill("SIGTERM");
-      await exited;
-    },
-  };
-}
-
 const db = await createTestDatabase();
-const server = await startService({ DATABASE_URL: db.url, AUTH_DISABLED: "1" });
+// Logs (one line per call, as in production) go to /dev/null, not through the load generator.
+const server = await startServerProcess(
+  { DATABASE_URL: db.url, AUTH_DISABLED: "1" },
+  { quiet: true },
+);
 try {
   const transport = createGrpcTransport({ baseUrl: `http://127.0.0.1:${server.grpcPort}` });
   const orgs = createClient(OrganizationsService, transport);
@@ -179,6 +153,6 @@ try {
   console.log(results.ratios);
   writeFileSync("bench/results/capacity.json", JSON.stringify(results, null, 2) + "\n");
 } finally {
-  await server.kill();
+  await server.kill("SIGTERM");
   await db.drop();
 }

@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { connect, type JetStreamManager, type NatsConnection } from "nats";
+import { freePort, waitForPort } from "./ports.js";
 import { decodeEvent } from "../../clients/src/events/subscriber.js";
 import type { Event } from "../../clients/src/gen/groups/v1/events_pb.js";
 
@@ -15,30 +15,6 @@ export const SHARED_NATS_URL = process.env.TEST_NATS_URL ?? "nats://127.0.0.1:42
 export function uniqueStream(): { stream: string; subjectPrefix: string } {
   const id = `${Date.now().toString(36)}${randomBytes(3).toString("hex")}`;
   return { stream: `TEST_${id.toUpperCase()}`, subjectPrefix: `t${id}.v1` };
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject).listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = net.connect(port, "127.0.0.1");
-      socket.once("connect", () => socket.end(() => resolve(true)));
-      socket.once("error", () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`port ${port} did not open`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 export interface NatsProcess {
