@@ -41,6 +41,7 @@ describe("migrations", () => {
       const applied = await ds.runMigrations({ transaction: "each" });
       expect(applied.map((m) => m.name)).toEqual(migrations.map((M) => new M().name));
       expect(await tables()).toEqual([
+        "api_keys",
         "deletion_jobs",
         "events",
         "group_memberships",

@@ -6,6 +6,7 @@ export const ID_PREFIX = {
   membership: "om",
   group: "group",
   event: "event",
+  apiKey: "key",
 } as const;
 export type IdKind = keyof typeof ID_PREFIX;
 
@@ -25,6 +26,7 @@ const PATTERNS: Record<IdKind, RegExp> = {
   membership: new RegExp(`^om_${ULID}$`),
   group: new RegExp(`^group_${ULID}$`),
   event: new RegExp(`^event_${ULID}$`),
+  apiKey: new RegExp(`^key_${ULID}$`),
 };
 
 export function isId(kind: IdKind, value: string): boolean {

@@ -4,10 +4,12 @@ import { DataSource } from "typeorm";
 import type { Config } from "../config.js";
 import { ENTITIES } from "./entities.js";
 import { Initial1764129600000 } from "./migrations/mysql-1764129600000-initial.js";
+import { ApiKeys1764300000000 } from "./migrations/mysql-1764300000000-api-keys.js";
 import { SqliteInitial1764129600000 } from "./migrations/sqlite-1764129600000-initial.js";
+import { SqliteApiKeys1764300000000 } from "./migrations/sqlite-1764300000000-api-keys.js";
 
-export const MYSQL_MIGRATIONS = [Initial1764129600000];
-export const SQLITE_MIGRATIONS = [SqliteInitial1764129600000];
+export const MYSQL_MIGRATIONS = [Initial1764129600000, ApiKeys1764300000000];
+export const SQLITE_MIGRATIONS = [SqliteInitial1764129600000, SqliteApiKeys1764300000000];
 
 /** Builds (does not connect) the TypeORM data source for the configured database. */
 export function createDataSource(database: Config["database"]): DataSource {

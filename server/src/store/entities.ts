@@ -165,7 +165,34 @@ export const DeletionJobEntity = new EntitySchema<DeletionJobRow>({
   },
 });
 
+export interface ApiKeyRow {
+  id: string;
+  name: string;
+  /** SHA-256 (hex) of the secret part of the key. */
+  secretHash: string;
+  /** Null for a deployment-wide key. */
+  organizationId: string | null;
+  permissions: "read" | "read_write";
+  createdAt: Date;
+  revokedAt: Date | null;
+}
+
+export const ApiKeyEntity = new EntitySchema<ApiKeyRow>({
+  name: "ApiKey",
+  tableName: "api_keys",
+  columns: {
+    id: { ...id("id"), primary: true },
+    name: { type: "varchar", length: 128 },
+    secretHash: { type: "varchar", length: 64, name: "secret_hash" },
+    organizationId: { ...id("organization_id"), nullable: true },
+    permissions: { type: "varchar", length: 16 },
+    createdAt: timestamp("created_at"),
+    revokedAt: timestamp("revoked_at", true),
+  },
+});
+
 export const ENTITIES = [
+  ApiKeyEntity,
   DeletionJobEntity,
   OrganizationEntity,
   MembershipEntity,
