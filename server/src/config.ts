@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { JwtSettings } from "./auth/jwt.js";
 
 /**
  * Environment → one typed, validated configuration object. Every problem is
@@ -19,6 +20,26 @@ const optionalString = z
   .string()
   .optional()
   .transform((v) => (v === undefined || v.trim() === "" ? undefined : v.trim()));
+
+/** JWT algorithms that can be pinned: asymmetric only, so no shared secret (and no "none"). */
+const ASYMMETRIC_ALGORITHMS = [
+  "RS256",
+  "RS384",
+  "RS512",
+  "PS256",
+  "PS384",
+  "PS512",
+  "ES256",
+  "ES384",
+  "ES512",
+  "EdDSA",
+] as const;
+
+const claimName = (fallback: string) =>
+  z
+    .string()
+    .regex(/^[A-Za-z0-9_:./-]+$/, "a claim name")
+    .default(fallback);
 
 const EnvSchema = z.object({
   PORT: port(8080),
@@ -48,9 +69,32 @@ const EnvSchema = z.object({
   GROUPS_FAULT_INJECTION: z.enum(["crash-before-publish", "crash-after-ack"]).optional(),
   AUTH_BOOTSTRAP_KEY: optionalString,
   AUTH_DISABLED: flag(false),
-  JWT_JWKS_URL: optionalString,
+  JWT_JWKS_URL: optionalString.refine(
+    (v) => v === undefined || /^https?:\/\/\S+$/.test(v),
+    "must be an http(s) URL of the identity provider's JSON Web Key Set",
+  ),
   JWT_ISSUER: optionalString,
   JWT_AUDIENCE: optionalString,
+  JWT_ALGORITHMS: z
+    .string()
+    .default("RS256,ES256")
+    .transform((v) =>
+      v
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.enum(ASYMMETRIC_ALGORITHMS)).min(1)),
+  JWT_CLOCK_SKEW_SECONDS: z.coerce.number().int().min(0).max(300).default(30),
+  JWT_ORG_CLAIM: claimName("org_id"),
+  JWT_PERMISSIONS_CLAIM: claimName("permissions"),
+  JWT_READ_PERMISSION: z.string().min(1).default("groups:read"),
+  JWT_WRITE_PERMISSION: z.string().min(1).default("groups:write"),
+  API_KEY_CACHE_MS: z.coerce.number().int().min(0).max(300_000).default(5_000),
+  RATE_LIMIT_PER_SECOND: z.coerce.number().min(0).max(1_000_000).default(1_000),
+  RATE_LIMIT_BURST: z.coerce.number().int().min(1).max(10_000_000).default(2_000),
+  DEADLINE_DEFAULT_MS: z.coerce.number().int().min(1).max(3_600_000).default(30_000),
+  DEADLINE_MAX_MS: z.coerce.number().int().min(1).max(3_600_000).default(60_000),
   CORS_ALLOWED_ORIGINS: z
     .string()
     .optional()
@@ -68,6 +112,10 @@ function crossFieldProblems(env: Record<string, string | undefined>): string[] {
   const jwt = [env.JWT_JWKS_URL, env.JWT_ISSUER, env.JWT_AUDIENCE].map((v) => (v ?? "").trim());
   if (jwt.some(Boolean) && !jwt.every(Boolean)) {
     return ["JWT_JWKS_URL: JWT_JWKS_URL, JWT_ISSUER and JWT_AUDIENCE must be set together"];
+  }
+  const [defaultMs, maxMs] = [env.DEADLINE_DEFAULT_MS, env.DEADLINE_MAX_MS].map(Number);
+  if (defaultMs > 0 && maxMs > 0 && defaultMs > maxMs) {
+    return ["DEADLINE_DEFAULT_MS: must not exceed DEADLINE_MAX_MS"];
   }
   return [];
 }
@@ -96,7 +144,14 @@ export interface Config {
   auth: {
     disabled: boolean;
     bootstrapKey?: string;
-    jwt?: { jwksUrl: string; issuer: string; audience: string };
+    apiKeyCacheMs: number;
+    jwt?: JwtSettings;
+  };
+  limits: {
+    ratePerSecond: number;
+    rateBurst: number;
+    deadlineDefaultMs: number;
+    deadlineMaxMs: number;
   };
   corsAllowedOrigins: string[];
   logLevel: string;
@@ -148,10 +203,27 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     auth: {
       disabled: e.AUTH_DISABLED,
       bootstrapKey: e.AUTH_BOOTSTRAP_KEY,
+      apiKeyCacheMs: e.API_KEY_CACHE_MS,
       jwt:
         e.JWT_JWKS_URL && e.JWT_ISSUER && e.JWT_AUDIENCE
-          ? { jwksUrl: e.JWT_JWKS_URL, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE }
+          ? {
+              jwksUrl: e.JWT_JWKS_URL,
+              issuer: e.JWT_ISSUER,
+              audience: e.JWT_AUDIENCE,
+              algorithms: e.JWT_ALGORITHMS,
+              clockSkewSeconds: e.JWT_CLOCK_SKEW_SECONDS,
+              organizationClaim: e.JWT_ORG_CLAIM,
+              permissionsClaim: e.JWT_PERMISSIONS_CLAIM,
+              readPermission: e.JWT_READ_PERMISSION,
+              writePermission: e.JWT_WRITE_PERMISSION,
+            }
           : undefined,
+    },
+    limits: {
+      ratePerSecond: e.RATE_LIMIT_PER_SECOND,
+      rateBurst: e.RATE_LIMIT_BURST,
+      deadlineDefaultMs: e.DEADLINE_DEFAULT_MS,
+      deadlineMaxMs: e.DEADLINE_MAX_MS,
     },
     corsAllowedOrigins: e.CORS_ALLOWED_ORIGINS,
     logLevel: e.LOG_LEVEL,

@@ -4,7 +4,11 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { GroupsService } from "../../clients/src/gen/groups/v1/groups_pb.js";
 import { OrganizationsService } from "../../clients/src/gen/groups/v1/organizations_pb.js";
+import { ApiKeys } from "./auth/api-keys.js";
 import { Authenticator } from "./auth/authenticator.js";
+import { Authorizer } from "./auth/authorization.js";
+import { JwtVerifier } from "./auth/jwt.js";
+import { RateLimiter } from "./auth/rate-limit.js";
 import { ensureEmbeddedKey } from "./auth/embedded-key.js";
 import type { Config } from "./config.js";
 import { EventsService } from "../../clients/src/gen/groups/v1/events_pb.js";
@@ -40,6 +44,7 @@ export interface RunningServer {
   grpcPort: number;
   httpPort: number;
   database: Database;
+  apiKeys: ApiKeys;
   reaper: Reaper;
   relay: Relay;
   health: HealthStatus;
@@ -122,10 +127,31 @@ export async function startServer(
     { service: EventsService, handlers: eventsHandlers(new EventFeed(database, relay)) as never },
     { service: Health, handlers: healthHandlers(health) as never },
   ];
-  const pipeline = new CallPipeline(log, new Authenticator(auth), {
-    publicServices: [Health.typeName],
-    metrics,
-  });
+  const apiKeys = new ApiKeys(database, auth.apiKeyCacheMs);
+  const pipeline = new CallPipeline(
+    log,
+    {
+      authenticator: new Authenticator({
+        disabled: auth.disabled,
+        bootstrapKey: auth.bootstrapKey,
+        apiKeys,
+        jwt: auth.jwt ? new JwtVerifier(auth.jwt) : undefined,
+      }),
+      authorizer: new Authorizer(
+        bindings.map((b) => b.service).filter((s) => s.typeName !== Health.typeName),
+      ),
+      // One caller when authentication is off: there is nobody to tell apart.
+      rateLimiter: new RateLimiter(
+        auth.disabled ? 0 : config.limits.ratePerSecond,
+        config.limits.rateBurst,
+      ),
+    },
+    {
+      publicServices: [Health.typeName],
+      metrics,
+      deadlines: { defaultMs: config.limits.deadlineDefaultMs, maxMs: config.limits.deadlineMaxMs },
+    },
+  );
 
   const adapter = connectNodeAdapter({
     routes: connectRoutes(bindings, pipeline),
@@ -172,6 +198,7 @@ export async function startServer(
     grpcPort,
     httpPort,
     database,
+    apiKeys,
     reaper,
     relay,
     health,

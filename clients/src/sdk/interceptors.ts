@@ -1,3 +1,4 @@
+import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 
 /** Sends `Authorization: Bearer <token>` on every call (token may be a function, e.g. for refreshing JWTs). */
@@ -10,9 +11,6 @@ export function bearer(token: string | (() => string | Promise<string>)): Interc
     return next(req);
   };
 }
-
-/** Methods that read only: repeating one is always safe. */
-const SAFE_TO_REPEAT = /^(Get|List|Check)/;
 
 /**
  * Retries UNAVAILABLE (a replica shutting down, a database hiccup) with
@@ -28,7 +26,8 @@ export function retryUnavailable(
   return (next) => async (req) => {
     const message = req.stream ? undefined : (req.message as { requestId?: string });
     const safe =
-      SAFE_TO_REPEAT.test(req.method.name) ||
+      // Reads are marked side-effect free in the protos: repeating one is always safe.
+      req.method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS ||
       (req.method.name === "CreateGroup" && !!message?.requestId);
     for (let attempt = 1; ; attempt++) {
       try {

@@ -27,6 +27,8 @@ export class DomainError extends Error {
     message: string,
     readonly fieldViolations: FieldViolation[] = [],
     readonly metadata: Record<string, string> = {},
+    /** When the caller may retry (google.rpc.RetryInfo). */
+    readonly retry?: { retryAfterMs: number },
   ) {
     super(message);
     this.name = "DomainError";

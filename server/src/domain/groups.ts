@@ -20,6 +20,7 @@ import {
 import { groupEvent, memberEvent } from "./event-builders.js";
 import { newId } from "./ids.js";
 import { etagOf, type Group, type Membership, type Page } from "./model.js";
+import { visibleOrThrow } from "./memberships.js";
 import { cursorOf, parsePage, type PageInput } from "./pagination.js";
 import type { Reaper } from "./reaper.js";
 import { Violations } from "./validation.js";
@@ -34,6 +35,11 @@ export const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
 interface GroupRef {
   organizationId: string;
   groupId: string;
+}
+
+/** A change to a group's members, by a caller limited to `within` if it is set. */
+interface MemberChange extends GroupRef {
+  within?: string;
 }
 
 const etagMismatch = (group: Group) =>
@@ -229,7 +235,7 @@ export class Groups {
   }
 
   async addMember(
-    input: GroupRef & { membershipId: string },
+    input: MemberChange & { membershipId: string },
   ): Promise<{ group: Group; added: boolean }> {
     const v = this.validateRef(input);
     v.id("organization_membership_id", "membership", input.membershipId);
@@ -239,7 +245,7 @@ export class Groups {
   }
 
   async removeMember(
-    input: GroupRef & { membershipId: string; allowMissing: boolean },
+    input: MemberChange & { membershipId: string; allowMissing: boolean },
   ): Promise<{ group: Group; removed: boolean }> {
     const v = this.validateRef(input);
     v.id("organization_membership_id", "membership", input.membershipId);
@@ -263,14 +269,14 @@ export class Groups {
     return { group, removed: changed.length > 0 };
   }
 
-  async batchAdd(input: GroupRef & { membershipIds: string[] }) {
+  async batchAdd(input: MemberChange & { membershipIds: string[] }) {
     const ids = this.validateBatch(input);
     const { group, changed } = await this.changeMembers(input, ids, "add");
     const added = new Set(changed);
     return { group, results: ids.map((id) => ({ membershipId: id, changed: added.has(id) })) };
   }
 
-  async batchRemove(input: GroupRef & { membershipIds: string[] }) {
+  async batchRemove(input: MemberChange & { membershipIds: string[] }) {
     const ids = this.validateBatch(input);
     const { group, changed } = await this.changeMembers(input, ids, "remove");
     const removed = new Set(changed);
@@ -296,13 +302,18 @@ export class Groups {
     return groupMembers.listGroupMembers(this.db.reader, input.groupId, page);
   }
 
-  async listForMembership(input: { membershipId: string } & PageInput): Promise<Page<Group>> {
+  async listForMembership(
+    input: { membershipId: string; within?: string } & PageInput,
+  ): Promise<Page<Group>> {
     const v = new Violations();
     v.id("organization_membership_id", "membership", input.membershipId);
     const page = parsePage(v, input, "group");
     v.throwIfAny();
-    const m = await memberships.findMembership(this.db.reader, input.membershipId);
-    if (!m) throw membershipNotFound(input.membershipId);
+    const m = visibleOrThrow(
+      await memberships.findMembership(this.db.reader, input.membershipId),
+      input.membershipId,
+      input.within,
+    );
     const cursor = cursorOf(page);
     if (
       cursor &&
@@ -316,7 +327,11 @@ export class Groups {
   }
 
   /** The subset of `groupIds` (in request order, without repeats) the membership belongs to. */
-  async check(input: { membershipId: string; groupIds: string[] }): Promise<string[]> {
+  async check(input: {
+    membershipId: string;
+    groupIds: string[];
+    within?: string;
+  }): Promise<string[]> {
     const v = new Violations();
     v.id("organization_membership_id", "membership", input.membershipId);
     if (input.groupIds.length === 0) v.add("group_ids", "at least one group id is required");
@@ -324,8 +339,11 @@ export class Groups {
       v.add("group_ids", `at most ${CHECK_MAX} group ids are allowed`);
     input.groupIds.forEach((id, i) => v.id(`group_ids[${i}]`, "group", id));
     v.throwIfAny();
-    const m = await memberships.findMembership(this.db.reader, input.membershipId);
-    if (!m) throw membershipNotFound(input.membershipId);
+    const m = visibleOrThrow(
+      await memberships.findMembership(this.db.reader, input.membershipId),
+      input.membershipId,
+      input.within,
+    );
     const member = await groupMembers.memberOfGroups(this.db.reader, m.id, [
       ...new Set(input.groupIds),
     ]);
@@ -339,7 +357,7 @@ export class Groups {
    * transaction.
    */
   private async changeMembers(
-    ref: GroupRef,
+    ref: MemberChange,
     membershipIds: string[],
     op: "add" | "remove",
     onNoChange?: (group: Group) => void,
@@ -355,7 +373,11 @@ export class Groups {
         const foreign: FieldViolation[] = [];
         membershipIds.forEach((id, i) => {
           const m = found.get(id);
-          if (!m) missing.push({ field: field(i), description: `membership ${id} does not exist` });
+          // For a caller limited to this organization, another organization's
+          // membership is "not found" like a missing one: telling them apart
+          // would reveal that it exists.
+          if (!m || (m.organizationId !== ref.organizationId && ref.within !== undefined))
+            missing.push({ field: field(i), description: `membership ${id} does not exist` });
           else if (m.organizationId !== ref.organizationId) {
             foreign.push({
               field: field(i),

@@ -25,6 +25,21 @@ function statusOf(v: Violations, value: string): MembershipStatus | undefined {
   return undefined;
 }
 
+/**
+ * The membership if the caller may see it: a caller limited to one
+ * organization gets the same NOT_FOUND for another's membership as for a
+ * missing one, so existence does not leak.
+ */
+export function visibleOrThrow(
+  m: Membership | undefined,
+  membershipId: string,
+  within: string | undefined,
+): Membership {
+  if (!m || (within !== undefined && m.organizationId !== within))
+    throw membershipNotFound(membershipId);
+  return m;
+}
+
 /** Organization memberships: one user's access to one organization. */
 export class Memberships {
   constructor(private readonly db: Database) {}
@@ -71,13 +86,16 @@ export class Memberships {
     return membership;
   }
 
-  async get(membershipId: string): Promise<Membership> {
+  /** `within`: the caller's organization, if it is limited to one (another's memberships are "not found"). */
+  async get(membershipId: string, within?: string): Promise<Membership> {
     const v = new Violations();
     v.id("organization_membership_id", "membership", membershipId);
     v.throwIfAny();
-    const m = await memberships.findMembership(this.db.reader, membershipId);
-    if (!m) throw membershipNotFound(membershipId);
-    return m;
+    return visibleOrThrow(
+      await memberships.findMembership(this.db.reader, membershipId),
+      membershipId,
+      within,
+    );
   }
 
   async list(
@@ -110,6 +128,7 @@ export class Memberships {
   async updateStatus(input: {
     membershipId: string;
     status: string | undefined;
+    within?: string;
   }): Promise<Membership> {
     const v = new Violations();
     v.id("organization_membership_id", "membership", input.membershipId);
@@ -117,8 +136,11 @@ export class Memberships {
       input.status === undefined ? v.add("status", "is required") : statusOf(v, input.status);
     v.throwIfAny();
     return this.db.transaction(async (tx) => {
-      const m = await memberships.findMembership(tx, input.membershipId, { lock: true });
-      if (!m) throw membershipNotFound(input.membershipId);
+      const m = visibleOrThrow(
+        await memberships.findMembership(tx, input.membershipId, { lock: true }),
+        input.membershipId,
+        input.within,
+      );
       if (!status || m.status === status) return m;
       const at = new Date();
       await memberships.updateMembershipStatus(tx, m.id, status, at);
@@ -130,13 +152,16 @@ export class Memberships {
    * Deletes the membership and its group memberships in one transaction, with
    * one `group.member_removed` (cause system) per live group it left.
    */
-  async delete(membershipId: string): Promise<void> {
+  async delete(membershipId: string, within?: string): Promise<void> {
     const v = new Violations();
     v.id("organization_membership_id", "membership", membershipId);
     v.throwIfAny();
     await this.db.transaction(async (tx) => {
-      const m = await memberships.findMembership(tx, membershipId, { lock: true });
-      if (!m) throw membershipNotFound(membershipId);
+      const m = visibleOrThrow(
+        await memberships.findMembership(tx, membershipId, { lock: true }),
+        membershipId,
+        within,
+      );
       // Lock the groups (in id order) before touching their links and counts.
       const locked = await groups.lockGroups(tx, await groupMembers.liveGroupIdsOfMember(tx, m.id));
       const left = new Set(await groupMembers.liveGroupIdsOfMember(tx, m.id));

@@ -63,17 +63,22 @@ export class Organizations {
     return org;
   }
 
-  async list(input: PageInput): Promise<Page<Organization>> {
+  /** `within`: a caller limited to one organization lists only that one. */
+  async list(input: PageInput & { within?: string }): Promise<Page<Organization>> {
     const v = new Violations();
     const page = parsePage(v, input, "organization");
     v.throwIfAny();
     const cursor = cursorOf(page);
-    if (cursor && !(await orgs.organizationExists(this.db.reader, cursor.id))) {
+    if (
+      cursor &&
+      ((input.within !== undefined && cursor.id !== input.within) ||
+        !(await orgs.organizationExists(this.db.reader, cursor.id)))
+    ) {
       throw invalidArgument([
         { field: cursor.field, description: "does not name an existing organization" },
       ]);
     }
-    return orgs.listOrganizations(this.db.reader, page);
+    return orgs.listOrganizations(this.db.reader, page, input.within);
   }
 
   async update(input: {

@@ -22,6 +22,7 @@ export function connectRoutes(bindings: ServiceBinding[], pipeline: CallPipeline
           protocol: "connect" as const,
           requestHeaders: ctx.requestHeader,
           signal: ctx.signal,
+          timeoutMs: ctx.timeoutMs(),
         });
         impl[method.localName] =
           method.methodKind === "server_streaming"

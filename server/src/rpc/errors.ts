@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import {
   BadRequestSchema,
   ErrorInfoSchema,
+  RetryInfoSchema,
 } from "../../../clients/src/gen/google/rpc/error_details_pb.js";
 import { StatusSchema } from "../../../clients/src/gen/google/rpc/status_pb.js";
 import { DomainError, type ErrorKind } from "../domain/errors.js";
@@ -33,6 +34,7 @@ function connectError(
   extra: {
     metadata?: Record<string, string>;
     violations?: { field: string; description: string }[];
+    retryAfterMs?: number;
   } = {},
 ): ConnectError {
   const details: { desc: DescMessage; value: Record<string, unknown> }[] = [
@@ -43,6 +45,15 @@ function connectError(
   ];
   if (extra.violations?.length) {
     details.push({ desc: BadRequestSchema, value: { fieldViolations: extra.violations } });
+  }
+  if (extra.retryAfterMs !== undefined) {
+    const ms = extra.retryAfterMs;
+    details.push({
+      desc: RetryInfoSchema,
+      value: {
+        retryDelay: { seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 },
+      },
+    });
   }
   return new ConnectError(message, code, undefined, details);
 }
@@ -57,6 +68,7 @@ export function toConnectError(err: unknown, log: Logger): ConnectError {
     return connectError(CODE_OF[err.kind], err.reason, err.message, {
       metadata: err.metadata,
       violations: err.fieldViolations,
+      retryAfterMs: err.retry?.retryAfterMs,
     });
   }
   if (err instanceof ConnectError) {

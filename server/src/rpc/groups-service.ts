@@ -1,7 +1,7 @@
 import { GroupsService } from "../../../clients/src/gen/groups/v1/groups_pb.js";
 import type { Groups } from "../domain/groups.js";
 import { listMetadata, pageInput, toGroup, toMembership } from "./convert.js";
-import type { Handlers } from "./pipeline.js";
+import { organizationScope, type Handlers } from "./pipeline.js";
 
 /** groups.v1.GroupsService: decode → domain → shape. No rules here. */
 export function groupsHandlers(groups: Groups): Handlers<typeof GroupsService> {
@@ -36,18 +36,20 @@ export function groupsHandlers(groups: Groups): Handlers<typeof GroupsService> {
       await groups.delete(req);
       return {};
     },
-    async addGroupMember(req) {
+    async addGroupMember(req, ctx) {
       const { group, added } = await groups.addMember({
         organizationId: req.organizationId,
         groupId: req.groupId,
+        within: organizationScope(ctx),
         membershipId: req.organizationMembershipId,
       });
       return { group: toGroup(group), added };
     },
-    async removeGroupMember(req) {
+    async removeGroupMember(req, ctx) {
       const { group, removed } = await groups.removeMember({
         organizationId: req.organizationId,
         groupId: req.groupId,
+        within: organizationScope(ctx),
         membershipId: req.organizationMembershipId,
         allowMissing: req.allowMissing,
       });
@@ -64,17 +66,19 @@ export function groupsHandlers(groups: Groups): Handlers<typeof GroupsService> {
         listMetadata: listMetadata(page),
       };
     },
-    async listGroupsForOrganizationMembership(req) {
+    async listGroupsForOrganizationMembership(req, ctx) {
       const page = await groups.listForMembership({
         membershipId: req.organizationMembershipId,
+        within: organizationScope(ctx),
         ...pageInput(req),
       });
       return { groups: page.items.map(toGroup), listMetadata: listMetadata(page) };
     },
-    async batchAddGroupMembers(req) {
+    async batchAddGroupMembers(req, ctx) {
       const { group, results } = await groups.batchAdd({
         organizationId: req.organizationId,
         groupId: req.groupId,
+        within: organizationScope(ctx),
         membershipIds: req.organizationMembershipIds,
       });
       return {
@@ -85,10 +89,11 @@ export function groupsHandlers(groups: Groups): Handlers<typeof GroupsService> {
         })),
       };
     },
-    async batchRemoveGroupMembers(req) {
+    async batchRemoveGroupMembers(req, ctx) {
       const { group, results } = await groups.batchRemove({
         organizationId: req.organizationId,
         groupId: req.groupId,
+        within: organizationScope(ctx),
         membershipIds: req.organizationMembershipIds,
       });
       return {
@@ -99,9 +104,10 @@ export function groupsHandlers(groups: Groups): Handlers<typeof GroupsService> {
         })),
       };
     },
-    async checkGroupMembership(req) {
+    async checkGroupMembership(req, ctx) {
       const groupIds = await groups.check({
         membershipId: req.organizationMembershipId,
+        within: organizationScope(ctx),
         groupIds: req.groupIds,
       });
       return { groupIds };

@@ -61,7 +61,12 @@ function unary(
       .run(
         method,
         call.request,
-        { protocol: "grpc", requestHeaders: headersOf(call.metadata), signal: abort.signal },
+        {
+          protocol: "grpc",
+          requestHeaders: headersOf(call.metadata),
+          signal: abort.signal,
+          timeoutMs: timeoutOf(call),
+        },
         handler,
       )
       .then(
@@ -96,6 +101,13 @@ function serverStreaming(
       if (!abort.signal.aborted) call.emit("error", grpcError(err));
     }
   };
+}
+
+/** Milliseconds left until the client's deadline, if it set one. */
+function timeoutOf(call: grpc.ServerUnaryCall<unknown, unknown>): number | undefined {
+  const deadline = call.getDeadline();
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  return Number.isFinite(at) ? at - Date.now() : undefined;
 }
 
 /** Text metadata as Headers (binary `-bin` entries are not needed by handlers). */

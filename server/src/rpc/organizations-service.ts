@@ -8,7 +8,7 @@ import {
   toMembership,
   toOrganization,
 } from "./convert.js";
-import type { Handlers } from "./pipeline.js";
+import { organizationScope, type Handlers } from "./pipeline.js";
 
 /** groups.v1.OrganizationsService: decode → domain → shape. No rules here. */
 export function organizationsHandlers(
@@ -23,8 +23,8 @@ export function organizationsHandlers(
     async getOrganization(req) {
       return { organization: toOrganization(await organizations.get(req.organizationId)) };
     },
-    async listOrganizations(req) {
-      const page = await organizations.list(pageInput(req));
+    async listOrganizations(req, ctx) {
+      const page = await organizations.list({ ...pageInput(req), within: organizationScope(ctx) });
       return { organizations: page.items.map(toOrganization), listMetadata: listMetadata(page) };
     },
     async updateOrganization(req) {
@@ -47,10 +47,9 @@ export function organizationsHandlers(
       });
       return { organizationMembership: toMembership(m) };
     },
-    async getOrganizationMembership(req) {
-      return {
-        organizationMembership: toMembership(await memberships.get(req.organizationMembershipId)),
-      };
+    async getOrganizationMembership(req, ctx) {
+      const m = await memberships.get(req.organizationMembershipId, organizationScope(ctx));
+      return { organizationMembership: toMembership(m) };
     },
     async listOrganizationMemberships(req) {
       const page = await memberships.list({
@@ -63,15 +62,16 @@ export function organizationsHandlers(
         listMetadata: listMetadata(page),
       };
     },
-    async updateOrganizationMembership(req) {
+    async updateOrganizationMembership(req, ctx) {
       const m = await memberships.updateStatus({
         membershipId: req.organizationMembershipId,
         status: statusFromProto(req.status),
+        within: organizationScope(ctx),
       });
       return { organizationMembership: toMembership(m) };
     },
-    async deleteOrganizationMembership(req) {
-      await memberships.delete(req.organizationMembershipId);
+    async deleteOrganizationMembership(req, ctx) {
+      await memberships.delete(req.organizationMembershipId, organizationScope(ctx));
       return {};
     },
   };

@@ -9,10 +9,14 @@ import type {
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { ulid } from "ulid";
+import type { Authenticator } from "../auth/authenticator.js";
+import type { Authorizer } from "../auth/authorization.js";
+import type { Principal } from "../auth/principal.js";
+import type { RateLimiter } from "../auth/rate-limit.js";
+import { deadlineExceeded, withDeadline } from "../domain/deadline.js";
 import { DomainError } from "../domain/errors.js";
 import type { Metrics } from "../ops/metrics.js";
 import { toConnectError } from "./errors.js";
-import type { Authenticator } from "../auth/authenticator.js";
 
 /** What a handler knows about its call, whichever front door it came through. */
 export interface CallContext {
@@ -20,8 +24,14 @@ export interface CallContext {
   readonly method: DescMethod;
   readonly requestHeaders: Headers;
   readonly signal: AbortSignal;
-  readonly log: Logger;
+  log: Logger;
+  /** The authenticated caller; undefined only for public services (health). */
+  principal?: Principal;
 }
+
+/** The organization an organization-limited caller is confined to (undefined: deployment-wide). */
+export const organizationScope = (ctx: CallContext): string | undefined =>
+  ctx.principal?.organizationId;
 
 /**
  * A service's handlers, protocol-neutral: an async function per unary RPC, an
@@ -40,6 +50,8 @@ export interface TransportCall {
   protocol: "grpc" | "connect";
   requestHeaders: Headers;
   signal: AbortSignal;
+  /** The time the client gave the call, if it set a deadline. */
+  timeoutMs?: number;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -49,12 +61,21 @@ export interface PipelineOptions {
   /** Services callable without credentials (health checks). */
   publicServices?: string[];
   metrics?: Metrics;
+  /** Unary calls: the deadline of calls that set none, and the cap on those that do. */
+  deadlines?: { defaultMs: number; maxMs: number };
+}
+
+export interface Guards {
+  authenticator: Authenticator;
+  authorizer: Authorizer;
+  rateLimiter: RateLimiter;
 }
 
 /**
  * The one call pipeline both front doors share: request id, authentication,
- * one log line and metrics per call, and error mapping (only ConnectError
- * leaves it). Also drains calls for a graceful stop.
+ * rate limit, authorization (permission and tenancy), deadline, one log line
+ * and metrics per call, and error mapping (only ConnectError leaves it). Also
+ * drains calls for a graceful stop.
  */
 export class CallPipeline {
   private readonly stopping = new AbortController();
@@ -64,7 +85,7 @@ export class CallPipeline {
 
   constructor(
     private readonly log: Logger,
-    private readonly authenticator: Authenticator,
+    private readonly guards: Guards,
     private readonly opts: PipelineOptions = {},
   ) {
     this.publicServices = new Set(opts.publicServices ?? []);
@@ -86,12 +107,13 @@ export class CallPipeline {
     call: TransportCall,
     handler: (req: Req, ctx: CallContext) => Promise<Res>,
   ): Promise<Res> {
-    const ctx = this.context(method, call);
+    const deadline = AbortSignal.timeout(this.budgetMs(call.timeoutMs));
+    const ctx = this.context(method, call, AbortSignal.any([call.signal, deadline]));
     const started = performance.now();
     this.inFlight++;
     try {
-      this.admit(method, call);
-      const res = await handler(req, ctx);
+      await this.admit(method, req, call, ctx);
+      const res = await withDeadline(ctx.signal, () => racing(deadline, handler(req, ctx)));
       this.finish(ctx, call, started, "ok");
       return res;
     } catch (err) {
@@ -109,11 +131,12 @@ export class CallPipeline {
     handler: (req: Req, ctx: CallContext) => AsyncIterable<Res>,
   ): AsyncGenerator<Res> {
     // A stream also ends (cleanly) when the server drains.
+    // Streams (StreamEvents tails) live as long as the client wants: only its own deadline applies.
     const signal = AbortSignal.any([call.signal, this.stopping.signal]);
-    const ctx = { ...this.context(method, call), signal };
+    const ctx = this.context(method, call, signal);
     const started = performance.now();
     try {
-      this.admit(method, call);
+      await this.admit(method, req, call, ctx);
       yield* handler(req, ctx);
       this.finish(ctx, call, started, "ok");
     } catch (err) {
@@ -125,7 +148,12 @@ export class CallPipeline {
     }
   }
 
-  private admit(method: DescMethod, call: TransportCall): void {
+  private async admit(
+    method: DescMethod,
+    req: unknown,
+    call: TransportCall,
+    ctx: CallContext,
+  ): Promise<void> {
     if (this.stopping.signal.aborted) {
       throw new DomainError(
         "unavailable",
@@ -133,12 +161,21 @@ export class CallPipeline {
         "the server is shutting down; retry on another replica",
       );
     }
-    if (!this.publicServices.has(method.parent.typeName)) {
-      this.authenticator.authenticate(call.requestHeaders);
-    }
+    if (this.publicServices.has(method.parent.typeName)) return;
+    const principal = await this.guards.authenticator.authenticate(call.requestHeaders);
+    ctx.principal = principal;
+    ctx.log = ctx.log.child({ caller: principal.id });
+    this.guards.rateLimiter.take(principal.id);
+    this.guards.authorizer.authorize(method, req as Record<string, unknown>, principal);
   }
 
-  private context(method: DescMethod, call: TransportCall): CallContext {
+  /** The time a unary call may take: the client's deadline capped, or the default. */
+  private budgetMs(clientMs: number | undefined): number {
+    const d = this.opts.deadlines ?? { defaultMs: 30_000, maxMs: 60_000 };
+    return clientMs === undefined ? d.defaultMs : Math.max(1, Math.min(clientMs, d.maxMs));
+  }
+
+  private context(method: DescMethod, call: TransportCall, signal: AbortSignal): CallContext {
     const offered = call.requestHeaders.get("x-request-id");
     const requestId = offered && REQUEST_ID.test(offered) ? offered : ulid();
     // W3C trace context when the caller sends it, so logs join the caller's trace.
@@ -149,7 +186,7 @@ export class CallPipeline {
       traceId,
       rpc: `${method.parent.typeName}/${method.name}`,
     });
-    return { requestId, method, requestHeaders: call.requestHeaders, signal: call.signal, log };
+    return { requestId, method, requestHeaders: call.requestHeaders, signal, log };
   }
 
   private fail(err: unknown, ctx: CallContext, call: TransportCall, started: number): ConnectError {
@@ -179,4 +216,17 @@ export class CallPipeline {
       `${ctx.method.name} ${code}`,
     );
   }
+}
+
+/** The handler's answer, or DEADLINE_EXCEEDED as soon as the deadline passes. */
+function racing<T>(deadline: AbortSignal, work: Promise<T>): Promise<T> {
+  if (deadline.aborted) return Promise.reject(deadlineExceeded());
+  let onAbort: () => void = () => undefined;
+  const expired = new Promise<never>((_, reject) => {
+    onAbort = () => reject(deadlineExceeded());
+    deadline.addEventListener("abort", onAbort, { once: true });
+  });
+  return Promise.race([work, expired]).finally(() =>
+    deadline.removeEventListener("abort", onAbort),
+  );
 }

@@ -1,5 +1,6 @@
 import { EventEmitter } from "node:events";
 import type { DataSource, EntityManager } from "typeorm";
+import { throwIfPastDeadline } from "../domain/deadline.js";
 import { DomainError } from "../domain/errors.js";
 import { dialectOf, type Dialect } from "./dialect.js";
 import { isRetryableConflict, isUnavailable } from "./errors.js";
@@ -58,12 +59,16 @@ export class Database extends EventEmitter {
 
   private async attempt<T>(work: (tx: EntityManager) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
+      throwIfPastDeadline();
       let manager: EntityManager | undefined;
       try {
         const isolation = this.dialect === "sqlite" ? "SERIALIZABLE" : "READ COMMITTED";
-        const result = await this.dataSource.transaction(isolation, (tx) => {
+        const result = await this.dataSource.transaction(isolation, async (tx) => {
           manager = tx;
-          return work(tx);
+          const value = await work(tx);
+          // A caller already answered DEADLINE_EXCEEDED must not see its change happen later.
+          throwIfPastDeadline();
+          return value;
         });
         if (manager && transactionsWithEvents.has(manager)) this.emit("events-committed");
         return result;

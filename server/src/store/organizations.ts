@@ -33,17 +33,19 @@ export async function organizationExists(db: EntityManager, id: string): Promise
   return row.length > 0;
 }
 
+/** Live organizations, or only `onlyId` when given. */
 export async function listOrganizations(
   db: EntityManager,
   page: PageRequest,
+  onlyId?: string,
 ): Promise<Page<Organization>> {
   return keysetPage<Organization>(
     db,
     {
       columns: ORGANIZATION_COLUMNS,
       from: "organizations o",
-      where: ["o.deleted_at IS NULL"],
-      params: [],
+      where: onlyId ? ["o.deleted_at IS NULL", "o.id = ?"] : ["o.deleted_at IS NULL"],
+      params: onlyId ? [onlyId] : [],
       key: "o.id",
     },
     page,
