@@ -67,15 +67,12 @@ export async function startServer(
   let auth = config.auth;
   if (auth.disabled) {
     log.warn("AUTH_DISABLED=1: every caller is trusted; never do this in production");
-  } else if (!auth.bootstrapKey) {
-    if (config.database.kind !== "sqlite") {
-      throw new Error(
-        "no credentials configured: set AUTH_BOOTSTRAP_KEY (or AUTH_DISABLED=1 for a trusted network)",
-      );
-    }
-    // The embedded default: make the newcomer a key instead of refusing to start.
+  } else if (!auth.bootstrapKey && config.database.kind === "sqlite") {
+    // The embedded default: make the newcomer a key so the first call just works.
     const print = (line: string) => console.log(line);
     auth = { ...auth, bootstrapKey: ensureEmbeddedKey(config.database.path, print) };
+  } else if (!auth.bootstrapKey) {
+    log.info("no AUTH_BOOTSTRAP_KEY: callers need API keys (npm run keys -- create) or JWTs");
   }
   await dataSource.initialize();
   if (config.migrateOnStart) await migrate(dataSource);
