@@ -365,14 +365,14 @@ export class Groups {
     try {
       return await this.db.transaction(async (tx) => {
         const group = await this.requireLiveGroup(tx, ref, { lock: true });
-        const found = await memberships.findMemberships(tx, membershipIds);
+        const found = await groupMembers.membershipsWithLinks(tx, group.id, membershipIds);
         const single = membershipIds.length === 1;
         const field = (i: number) =>
           single ? "organization_membership_id" : `organization_membership_ids[${i}]`;
         const missing: FieldViolation[] = [];
         const foreign: FieldViolation[] = [];
         membershipIds.forEach((id, i) => {
-          const m = found.get(id);
+          const m = found.get(id)?.membership;
           // For a caller limited to this organization, another organization's
           // membership is "not found" like a missing one: telling them apart
           // would reveal that it exists.
@@ -403,10 +403,10 @@ export class Groups {
           );
         }
         const at = new Date();
-        const changed =
-          op === "add"
-            ? await groupMembers.insertGroupMemberships(tx, group, membershipIds, at)
-            : await groupMembers.deleteGroupMemberships(tx, group.id, membershipIds);
+        // Adds change the ids not linked yet, removes the ones linked.
+        const changed = membershipIds.filter((id) => found.get(id)!.linked === (op === "remove"));
+        if (op === "add") await groupMembers.insertLinks(tx, group, changed, at);
+        else await groupMembers.deleteLinks(tx, group.id, changed);
         if (changed.length === 0) {
           onNoChange?.(group);
           return { group, changed };
@@ -416,7 +416,7 @@ export class Groups {
         const type = op === "add" ? "group.member_added" : "group.member_removed";
         await appendEvents(
           tx,
-          changed.map((id) => memberEvent(type, group, found.get(id)!, "api")),
+          changed.map((id) => memberEvent(type, group, found.get(id)!.membership, "api")),
         );
         return { group: { ...group, memberCount: group.memberCount + delta }, changed };
       });
@@ -463,20 +463,17 @@ export class Groups {
 
   /**
    * The live group of a live organization, or NOT_FOUND (a group of another
-   * organization is "not found" too). A read checks both in one query and asks
-   * which one is missing only on a miss; a locking read checks the
-   * organization separately, because locking a join would lock its row too and
-   * serialise every change in the organization.
+   * organization is "not found" too). One query checks both; only on a miss
+   * do we ask which one is missing, to name it in the error.
    */
   private async requireLiveGroup(
     db: EntityManager,
     ref: GroupRef,
     opts: { lock?: boolean } = {},
   ): Promise<Group> {
-    if (opts.lock) await this.requireOrganization(db, ref.organizationId);
     const group = await groups.findGroup(db, ref.organizationId, ref.groupId, opts);
     if (group) return group;
-    if (!opts.lock) await this.requireOrganization(db, ref.organizationId);
+    await this.requireOrganization(db, ref.organizationId);
     throw groupNotFound(ref.groupId);
   }
 }

@@ -5,6 +5,9 @@ import { DomainError } from "../domain/errors.js";
 import { dialectOf, type Dialect } from "./dialect.js";
 import { isRetryableConflict, isUnavailable } from "./errors.js";
 
+/** Pool connections already switched to READ COMMITTED. */
+const readCommittedConnections = new WeakSet<object>();
+
 /** Transactions that appended events (see outbox.ts); checked after commit. */
 const transactionsWithEvents = new WeakSet<EntityManager>();
 
@@ -57,20 +60,44 @@ export class Database extends EventEmitter {
     return this.attempt(work);
   }
 
+  /** One attempt: BEGIN, work, COMMIT (ROLLBACK on any throw). */
+  private async transactOnce<T>(
+    work: (tx: EntityManager) => Promise<T>,
+  ): Promise<{ result: T; manager: EntityManager }> {
+    const runner = this.dataSource.createQueryRunner();
+    try {
+      if (this.dialect === "sqlite") {
+        await runner.startTransaction("SERIALIZABLE");
+      } else {
+        // READ COMMITTED is set once per connection, not per transaction: one round trip less.
+        const connection: object = await runner.connect();
+        if (!readCommittedConnections.has(connection)) {
+          await runner.query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
+          readCommittedConnections.add(connection);
+        }
+        await runner.startTransaction();
+      }
+      try {
+        const result = await work(runner.manager);
+        // A caller already answered DEADLINE_EXCEEDED must not see its change happen later.
+        throwIfPastDeadline();
+        await runner.commitTransaction();
+        return { result, manager: runner.manager };
+      } catch (err) {
+        await runner.rollbackTransaction().catch(() => undefined);
+        throw err;
+      }
+    } finally {
+      await runner.release();
+    }
+  }
+
   private async attempt<T>(work: (tx: EntityManager) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       throwIfPastDeadline();
-      let manager: EntityManager | undefined;
       try {
-        const isolation = this.dialect === "sqlite" ? "SERIALIZABLE" : "READ COMMITTED";
-        const result = await this.dataSource.transaction(isolation, async (tx) => {
-          manager = tx;
-          const value = await work(tx);
-          // A caller already answered DEADLINE_EXCEEDED must not see its change happen later.
-          throwIfPastDeadline();
-          return value;
-        });
-        if (manager && transactionsWithEvents.has(manager)) this.emit("events-committed");
+        const { result, manager } = await this.transactOnce(work);
+        if (transactionsWithEvents.has(manager)) this.emit("events-committed");
         return result;
       } catch (err) {
         if (isUnavailable(err)) {

@@ -83,6 +83,10 @@ export function deleteLimited(
   );
 }
 
+/** ` FOR UPDATE` for a raw SELECT where row locks exist (see forUpdate). */
+export const lockClause = (db: EntityManager): string =>
+  dialectOf(db) === "sqlite" ? "" : " FOR UPDATE";
+
 /**
  * SELECT … FOR UPDATE where row locks exist. SQLite has none and needs none:
  * the embedded store runs one transaction at a time (see Database).

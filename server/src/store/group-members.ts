@@ -2,75 +2,65 @@ import type { EntityManager } from "typeorm";
 import type { Group, Membership, Page, PageRequest } from "../domain/model.js";
 import { GroupEntity, GroupMembershipEntity } from "./entities.js";
 import { findMemberships } from "./memberships.js";
-import { deleteLimited, indexed } from "./dialect.js";
-import { GROUP_COLUMNS, keysetPage } from "./pagination.js";
+import { deleteLimited, execute, indexed, placeholders, select } from "./dialect.js";
+import { GROUP_COLUMNS, keysetPage, MEMBERSHIP_COLUMNS, reviveTimes } from "./pagination.js";
 
 /**
- * Inserts the links that do not exist yet and returns the membership ids
- * actually added. The caller holds the group's row lock, so "exists" cannot
- * change underneath.
+ * The memberships among `ids` (any organization), each with whether it is
+ * already linked to the group: one round trip for what a change to the
+ * group's members needs to know. The caller holds the group's row lock, so
+ * "linked" cannot change underneath.
  */
-export async function insertGroupMemberships(
+export async function membershipsWithLinks(
+  tx: EntityManager,
+  groupId: string,
+  ids: string[],
+): Promise<Map<string, { membership: Membership; linked: boolean }>> {
+  if (ids.length === 0) return new Map();
+  const rows = await select<Membership & { linked: number }>(
+    tx,
+    `SELECT ${MEMBERSHIP_COLUMNS},
+       EXISTS (SELECT 1 FROM group_memberships gm
+               WHERE gm.group_id = ? AND gm.organization_membership_id = m.id) AS linked
+     FROM organization_memberships m WHERE m.id IN ${placeholders(ids)}`,
+    [groupId, ...ids],
+  );
+  return new Map(
+    rows.map(({ linked, ...m }) => [
+      m.id,
+      { membership: reviveTimes(m), linked: Number(linked) === 1 },
+    ]),
+  );
+}
+
+/** Links memberships (known not to be linked yet) to the group. */
+export async function insertLinks(
   tx: EntityManager,
   group: Pick<Group, "id" | "organizationId">,
   membershipIds: string[],
   at: Date,
-): Promise<string[]> {
-  if (membershipIds.length === 0) return [];
-  const present = new Set(await existingMembers(tx, group.id, membershipIds));
-  const added = membershipIds.filter((id) => !present.has(id));
-  if (added.length > 0) {
-    await tx.insert(
-      GroupMembershipEntity,
-      added.map((organizationMembershipId) => ({
-        groupId: group.id,
-        organizationMembershipId,
-        organizationId: group.organizationId,
-        createdAt: at,
-      })),
-    );
-  }
-  return added;
+): Promise<void> {
+  if (membershipIds.length === 0) return;
+  await execute(
+    tx,
+    `INSERT INTO group_memberships (group_id, organization_membership_id, organization_id, created_at)
+     VALUES ${membershipIds.map(() => "(?, ?, ?, ?)").join(", ")}`,
+    membershipIds.flatMap((id) => [group.id, id, group.organizationId, at]),
+  );
 }
 
-/** Deletes the links that exist and returns the membership ids actually removed. */
-export async function deleteGroupMemberships(
+/** Unlinks memberships (known to be linked) from the group. */
+export async function deleteLinks(
   tx: EntityManager,
   groupId: string,
   membershipIds: string[],
-): Promise<string[]> {
-  if (membershipIds.length === 0) return [];
-  const removed = await existingMembers(tx, groupId, membershipIds);
-  if (removed.length > 0) {
-    await tx
-      .createQueryBuilder()
-      .delete()
-      .from(GroupMembershipEntity)
-      .where("group_id = :groupId AND organization_membership_id IN (:...removed)", {
-        groupId,
-        removed,
-      })
-      .execute();
-  }
-  return removed;
-}
-
-/** Which of `membershipIds` are members of the group. */
-export async function existingMembers(
-  db: EntityManager,
-  groupId: string,
-  membershipIds: string[],
-): Promise<string[]> {
-  if (membershipIds.length === 0) return [];
-  const rows = await db
-    .createQueryBuilder(GroupMembershipEntity, "gm")
-    .select("gm.organization_membership_id", "id")
-    .where("gm.group_id = :groupId AND gm.organization_membership_id IN (:...membershipIds)", {
-      groupId,
-      membershipIds,
-    })
-    .getRawMany<{ id: string }>();
-  return rows.map((r) => r.id);
+): Promise<void> {
+  if (membershipIds.length === 0) return;
+  await execute(
+    tx,
+    `DELETE FROM group_memberships WHERE group_id = ? AND organization_membership_id IN ${placeholders(membershipIds)}`,
+    [groupId, ...membershipIds],
+  );
 }
 
 /** Ids of the live groups a membership belongs to. */

@@ -1,8 +1,8 @@
 import type { EntityManager } from "typeorm";
 import type { Group, Page, PageRequest } from "../domain/model.js";
-import { GroupEntity, OrganizationEntity, type GroupRow } from "./entities.js";
-import { forUpdate, indexed } from "./dialect.js";
-import { GROUP_COLUMNS, keysetPage } from "./pagination.js";
+import { GroupEntity, type GroupRow } from "./entities.js";
+import { execute, forUpdate, indexed, lockClause, select } from "./dialect.js";
+import { GROUP_COLUMNS, keysetPage, reviveTimes } from "./pagination.js";
 
 const toGroup = ({ deletedAt: _deleted, ...group }: GroupRow): Group => group;
 
@@ -11,12 +11,12 @@ export async function insertGroup(tx: EntityManager, group: Group): Promise<void
 }
 
 /**
- * A live group of a live organization (without `lock`, the organization's
- * liveness is joined in). With `lock`, only the group row is locked for update
- * (the caller checks the organization):
- * every change to a group or its members takes this lock first, which
- * serialises them per group, keeps member_count exact and gives their outbox
- * rows commit order.
+ * A live group of a live organization, in one round trip. With `lock` the
+ * group row is locked for update: every change to a group or its members
+ * takes this lock first, which serialises them per group, keeps member_count
+ * exact and gives their outbox rows commit order. The organization is checked
+ * in a subquery, which InnoDB reads without locking, so changes to different
+ * groups of one organization do not queue behind each other.
  */
 export async function findGroup(
   db: EntityManager,
@@ -24,22 +24,15 @@ export async function findGroup(
   id: string,
   opts: { lock?: boolean } = {},
 ): Promise<Group | undefined> {
-  const qb = db
-    .createQueryBuilder(GroupEntity, "g")
-    .where("g.id = :id AND g.organization_id = :organizationId AND g.deleted_at IS NULL", {
-      id,
-      organizationId,
-    });
-  if (opts.lock) forUpdate(qb);
-  else {
-    qb.innerJoin(
-      OrganizationEntity.options.name,
-      "o",
-      "o.id = g.organization_id AND o.deleted_at IS NULL",
-    );
-  }
-  const row = await qb.getOne();
-  return row ? toGroup(row) : undefined;
+  const [row] = await select<Group>(
+    db,
+    `SELECT ${GROUP_COLUMNS} FROM org_groups g
+     WHERE g.id = ? AND g.organization_id = ? AND g.deleted_at IS NULL
+       AND EXISTS (SELECT 1 FROM organizations o WHERE o.id = g.organization_id AND o.deleted_at IS NULL)` +
+      (opts.lock ? lockClause(db) : ""),
+    [id, organizationId],
+  );
+  return row ? reviveTimes(row) : undefined;
 }
 
 /** One page of an organization's live groups (the caller has checked the organization). */
@@ -77,14 +70,11 @@ export async function adjustMemberCount(
   delta: number,
 ): Promise<void> {
   if (delta === 0) return;
-  await tx
-    .createQueryBuilder()
-    .update(GroupEntity)
-    .set({
-      memberCount: () => `member_count ${delta > 0 ? "+" : "-"} ${Math.abs(Math.trunc(delta))}`,
-    })
-    .where("id = :id", { id })
-    .execute();
+  const sign = delta > 0 ? "+" : "-";
+  await execute(tx, `UPDATE org_groups SET member_count = member_count ${sign} ? WHERE id = ?`, [
+    Math.abs(Math.trunc(delta)),
+    id,
+  ]);
 }
 
 /** Hides the group from every read; the reaper (see deletion-jobs) removes its group memberships in chunks. */

@@ -60,7 +60,7 @@ export async function keysetPage<T>(
 }
 
 /** Raw rows carry times as the driver gives them; the domain wants Dates. */
-function reviveTimes<T>(row: T): T {
+export function reviveTimes<T>(row: T): T {
   const r = row as Record<string, unknown>;
   for (const key of ["createdAt", "updatedAt"]) {
     if (r[key] !== undefined && r[key] !== null) r[key] = readTime(r[key] as Date | string);
