@@ -1,7 +1,7 @@
 import type { EntityManager } from "typeorm";
 import type { NewEvent } from "../domain/events.js";
 import { noteEventsWritten } from "./database.js";
-import { EventEntity } from "./entities.js";
+import { execute } from "./dialect.js";
 
 /**
  * Writes events to the outbox (the `events` table) inside the caller's
@@ -14,19 +14,20 @@ export async function appendEvents(tx: EntityManager, events: NewEvent[]): Promi
   noteEventsWritten(tx);
   // Large batches go in slices to stay well below max_allowed_packet.
   for (let i = 0; i < events.length; i += 500) {
-    await tx.insert(
-      EventEntity,
-      events.slice(i, i + 500).map((e) => ({
-        id: e.id,
-        type: e.type,
-        organizationId: e.organizationId,
-        groupId: e.groupId,
-        cause: e.cause,
-        payload: JSON.stringify(e.data),
-        createdAt: e.createdAt,
-        sequence: null,
-        publishedAt: null,
-      })),
+    const slice = events.slice(i, i + 500);
+    await execute(
+      tx,
+      `INSERT INTO events (id, type, organization_id, group_id, cause, payload, created_at)
+       VALUES ${slice.map(() => "(?, ?, ?, ?, ?, ?, ?)").join(", ")}`,
+      slice.flatMap((e) => [
+        e.id,
+        e.type,
+        e.organizationId,
+        e.groupId,
+        e.cause,
+        JSON.stringify(e.data),
+        e.createdAt,
+      ]),
     );
   }
 }
