@@ -8,6 +8,7 @@ import type { OrganizationMembership } from "../../clients/src/gen/groups/v1/org
 import { DOORS, startTestServer, type Clients, type TestServer } from "../support/server.js";
 import { expectError } from "../support/assertions.js";
 import { lastOutboxSeq, outboxAfter } from "../support/outbox.js";
+import { MEMBER_COUNT } from "../../server/src/store/pagination.js";
 
 let t: TestServer;
 
@@ -101,7 +102,7 @@ async function eventually(check: () => Promise<boolean>, timeoutMs = 15_000): Pr
 }
 
 const storedMemberCount = async (groupId: string) =>
-  count("SELECT member_count AS n FROM org_groups WHERE id = ?", [groupId]);
+  count(`SELECT ${MEMBER_COUNT} AS n FROM org_groups g WHERE g.id = ?`, [groupId]);
 const linkRows = (groupId: string) =>
   count("SELECT COUNT(*) AS n FROM group_memberships WHERE group_id = ?", [groupId]);
 

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../clients/src/gen/google/rpc/error_details_pb.js";
 import { startTestServer, type Clients, type Door, type TestServer } from "../support/server.js";
 import { pool } from "../support/assertions.js";
+import { MEMBER_COUNT } from "../../server/src/store/pagination.js";
 
 /**
  * Many clients racing on the same rows (SPEC §3): never INTERNAL, no duplicate
@@ -45,7 +46,7 @@ const linkRows = (groupId: string, membershipId?: string) =>
         [groupId, membershipId],
       );
 const storedMemberCount = (groupId: string) =>
-  scalar("SELECT member_count FROM org_groups WHERE id = ?", [groupId]);
+  scalar(`SELECT ${MEMBER_COUNT} FROM org_groups g WHERE g.id = ?`, [groupId]);
 const eventCount = (groupId: string, type: string) =>
   scalar("SELECT COUNT(*) FROM events WHERE group_id = ? AND type = ?", [groupId, type]);
 

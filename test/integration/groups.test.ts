@@ -11,6 +11,7 @@ import {
 import { DOORS, startTestServer, type Clients, type TestServer } from "../support/server.js";
 import { badFields, expectError, expectMillisecondTimestamp, ms } from "../support/assertions.js";
 import { lastOutboxSeq, outboxAfter, type OutboxRow } from "../support/outbox.js";
+import { MEMBER_COUNT } from "../../server/src/store/pagination.js";
 
 const ULID = "[0-7][0-9A-HJKMNP-TV-Z]{25}";
 const GROUP_ID = new RegExp(`^group_${ULID}$`);
@@ -46,9 +47,12 @@ const linkRow = (groupId: string, membershipId: string) =>
   );
 
 async function storedGroup(groupId: string): Promise<RowDataPacket | undefined> {
-  const [rows] = await t.db.sql.query<RowDataPacket[]>("SELECT * FROM org_groups WHERE id = ?", [
-    groupId,
-  ]);
+  // member_count as the service counts it: the column plus the group's delta rows.
+  const [rows] = await t.db.sql.query<RowDataPacket[]>(
+    `SELECT g.id, g.organization_id, g.name, g.description, ${MEMBER_COUNT} AS member_count,
+       g.version, g.created_at, g.updated_at, g.deleted_at FROM org_groups g WHERE g.id = ?`,
+    [groupId],
+  );
   return rows[0];
 }
 

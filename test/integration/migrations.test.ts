@@ -44,6 +44,7 @@ describe("migrations", () => {
         "api_keys",
         "deletion_jobs",
         "events",
+        "group_member_counts",
         "group_memberships",
         "idempotency_keys",
         "org_groups",

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import type { EntityManager } from "typeorm";
 import type { Database } from "../store/database.js";
 import { enqueueDeletion } from "../store/deletion-jobs.js";
-import { isDuplicateKey, isMissingParent } from "../store/errors.js";
+import { ConcurrentChange, isDuplicateKey, isMissingParent } from "../store/errors.js";
 import * as groupMembers from "../store/group-members.js";
 import * as groups from "../store/groups.js";
 import * as idempotency from "../store/idempotency.js";
@@ -192,7 +192,7 @@ export class Groups {
           });
     v.throwIfAny();
     return this.db.transaction(async (tx) => {
-      const group = await this.requireLiveGroup(tx, input, { lock: true });
+      const group = await this.requireLiveGroup(tx, input, { lock: "update" });
       if (input.etag !== "" && input.etag !== etagOf(group)) throw etagMismatch(group);
       const previous: { name?: string; description?: string | null } = {};
       const next = { ...group };
@@ -224,7 +224,7 @@ export class Groups {
   async delete(input: GroupRef & { etag: string }): Promise<void> {
     this.validateRef(input).throwIfAny();
     await this.db.transaction(async (tx) => {
-      const group = await this.requireLiveGroup(tx, input, { lock: true });
+      const group = await this.requireLiveGroup(tx, input, { lock: "update" });
       if (input.etag !== "" && input.etag !== etagOf(group)) throw etagMismatch(group);
       const at = new Date();
       await groups.markGroupDeleted(tx, group.id, at);
@@ -355,6 +355,10 @@ export class Groups {
    * membership (all-or-nothing), change the links that need it, fix
    * member_count, and write one event per link changed — last, in the same
    * transaction.
+   *
+   * Changes to one group's members first run side by side under a share lock
+   * (a hot group is not serialised). If two of them touched the same link,
+   * the loser reruns once under the exclusive lock, which always succeeds.
    */
   private async changeMembers(
     ref: MemberChange,
@@ -363,9 +367,28 @@ export class Groups {
     onNoChange?: (group: Group) => void,
   ): Promise<{ group: Group; changed: string[] }> {
     try {
+      return await this.changeMembersOnce(ref, membershipIds, op, "share", onNoChange);
+    } catch (err) {
+      if (!(err instanceof ConcurrentChange)) throw err;
+      return this.changeMembersOnce(ref, membershipIds, op, "update", onNoChange);
+    }
+  }
+
+  private async changeMembersOnce(
+    ref: MemberChange,
+    membershipIds: string[],
+    op: "add" | "remove",
+    lock: "share" | "update",
+    onNoChange?: (group: Group) => void,
+  ): Promise<{ group: Group; changed: string[] }> {
+    try {
       return await this.db.transaction(async (tx) => {
-        const group = await this.requireLiveGroup(tx, ref, { lock: true });
-        const found = await groupMembers.membershipsWithLinks(tx, group.id, membershipIds);
+        const group = await this.requireLiveGroup(tx, ref, { lock });
+        const { found, memberCount } = await groupMembers.membershipsWithLinks(
+          tx,
+          group.id,
+          membershipIds,
+        );
         const single = membershipIds.length === 1;
         const field = (i: number) =>
           single ? "organization_membership_id" : `organization_membership_ids[${i}]`;
@@ -409,7 +432,7 @@ export class Groups {
         else await groupMembers.deleteLinks(tx, group.id, changed);
         if (changed.length === 0) {
           onNoChange?.(group);
-          return { group, changed };
+          return { group: { ...group, memberCount }, changed };
         }
         const delta = op === "add" ? changed.length : -changed.length;
         await groups.adjustMemberCount(tx, group.id, delta);
@@ -418,7 +441,7 @@ export class Groups {
           tx,
           changed.map((id) => memberEvent(type, group, found.get(id)!.membership, "api")),
         );
-        return { group: { ...group, memberCount: group.memberCount + delta }, changed };
+        return { group: { ...group, memberCount: memberCount + delta }, changed };
       });
     } catch (err) {
       // A membership deleted between our read and the insert (the foreign key caught it).
@@ -469,7 +492,7 @@ export class Groups {
   private async requireLiveGroup(
     db: EntityManager,
     ref: GroupRef,
-    opts: { lock?: boolean } = {},
+    opts: { lock?: "update" | "share" } = {},
   ): Promise<Group> {
     const group = await groups.findGroup(db, ref.organizationId, ref.groupId, opts);
     if (group) return group;

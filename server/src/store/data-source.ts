@@ -5,11 +5,21 @@ import type { Config } from "../config.js";
 import { ENTITIES } from "./entities.js";
 import { Initial1764129600000 } from "./migrations/mysql-1764129600000-initial.js";
 import { ApiKeys1764300000000 } from "./migrations/mysql-1764300000000-api-keys.js";
+import { MemberCountShards1764400000000 } from "./migrations/mysql-1764400000000-member-count-shards.js";
 import { SqliteInitial1764129600000 } from "./migrations/sqlite-1764129600000-initial.js";
 import { SqliteApiKeys1764300000000 } from "./migrations/sqlite-1764300000000-api-keys.js";
+import { SqliteMemberCountShards1764400000000 } from "./migrations/sqlite-1764400000000-member-count-shards.js";
 
-export const MYSQL_MIGRATIONS = [Initial1764129600000, ApiKeys1764300000000];
-export const SQLITE_MIGRATIONS = [SqliteInitial1764129600000, SqliteApiKeys1764300000000];
+export const MYSQL_MIGRATIONS = [
+  Initial1764129600000,
+  ApiKeys1764300000000,
+  MemberCountShards1764400000000,
+];
+export const SQLITE_MIGRATIONS = [
+  SqliteInitial1764129600000,
+  SqliteApiKeys1764300000000,
+  SqliteMemberCountShards1764400000000,
+];
 
 /** Builds (does not connect) the TypeORM data source for the configured database. */
 export function createDataSource(database: Config["database"]): DataSource {

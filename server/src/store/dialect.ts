@@ -83,9 +83,21 @@ export function deleteLimited(
   );
 }
 
-/** ` FOR UPDATE` for a raw SELECT where row locks exist (see forUpdate). */
-export const lockClause = (db: EntityManager): string =>
-  dialectOf(db) === "sqlite" ? "" : " FOR UPDATE";
+/**
+ * The row-lock clause of a raw SELECT where row locks exist: "update"
+ * (exclusive) or "share" (many holders at once, excluding "update").
+ */
+export const lockClause = (db: EntityManager, mode: "update" | "share"): string =>
+  dialectOf(db) === "sqlite" ? "" : mode === "update" ? " FOR UPDATE" : " LOCK IN SHARE MODE";
+
+/** Adds `delta` to a counter row, creating it when missing. */
+export function upsertAddSql(db: EntityManager, table: string, key: string[], column: string) {
+  const columns = [...key, column];
+  const insert = `INSERT INTO ${table} (${columns.join(", ")}) VALUES (${columns.map(() => "?").join(", ")})`;
+  return dialectOf(db) === "sqlite"
+    ? `${insert} ON CONFLICT (${key.join(", ")}) DO UPDATE SET ${column} = ${column} + excluded.${column}`
+    : `${insert} ON DUPLICATE KEY UPDATE ${column} = ${column} + VALUES(${column})`;
+}
 
 /**
  * SELECT … FOR UPDATE where row locks exist. SQLite has none and needs none:

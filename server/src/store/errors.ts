@@ -15,6 +15,18 @@ function driverError(err: unknown): DriverError | undefined {
   return e.driverError ?? e;
 }
 
+/**
+ * Rows a transaction read without locking changed before it wrote them (two
+ * changes to one group's members ran side by side and touched the same link).
+ * The transaction is rolled back; the domain reruns it under a stronger lock.
+ */
+export class ConcurrentChange extends Error {
+  constructor(what: string) {
+    super(`concurrent change: ${what}`);
+    this.name = "ConcurrentChange";
+  }
+}
+
 /** Deadlock (1213) or lock-wait timeout (1205), or a busy SQLite file: the whole transaction may be retried. */
 export function isRetryableConflict(err: unknown): boolean {
   const e = driverError(err);

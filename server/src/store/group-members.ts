@@ -3,37 +3,56 @@ import type { Group, Membership, Page, PageRequest } from "../domain/model.js";
 import { GroupEntity, GroupMembershipEntity } from "./entities.js";
 import { findMemberships } from "./memberships.js";
 import { deleteLimited, execute, indexed, placeholders, select } from "./dialect.js";
-import { GROUP_COLUMNS, keysetPage, MEMBERSHIP_COLUMNS, reviveTimes } from "./pagination.js";
+import { ConcurrentChange, isDuplicateKey } from "./errors.js";
+import {
+  GROUP_COLUMNS,
+  keysetPage,
+  MEMBER_COUNT,
+  MEMBERSHIP_COLUMNS,
+  reviveRow,
+} from "./pagination.js";
 
 /**
  * The memberships among `ids` (any organization), each with whether it is
- * already linked to the group: one round trip for what a change to the
- * group's members needs to know. The caller holds the group's row lock, so
- * "linked" cannot change underneath.
+ * already linked to the group, and the group's member count — one statement,
+ * so one consistent snapshot, and one round trip for all a change to the
+ * group's members needs to know. A link added or removed by a concurrent
+ * change after this snapshot makes the write fail and the transaction rerun
+ * (see insertLinks, deleteLinks).
  */
 export async function membershipsWithLinks(
   tx: EntityManager,
   groupId: string,
   ids: string[],
-): Promise<Map<string, { membership: Membership; linked: boolean }>> {
-  if (ids.length === 0) return new Map();
-  const rows = await select<Membership & { linked: number }>(
+): Promise<{
+  found: Map<string, { membership: Membership; linked: boolean }>;
+  memberCount: number;
+}> {
+  const rows = await select<Membership & { linked: number; memberCount: number | string }>(
     tx,
     `SELECT ${MEMBERSHIP_COLUMNS},
        EXISTS (SELECT 1 FROM group_memberships gm
-               WHERE gm.group_id = ? AND gm.organization_membership_id = m.id) AS linked
+               WHERE gm.group_id = ? AND gm.organization_membership_id = m.id) AS linked,
+       (SELECT ${MEMBER_COUNT} FROM org_groups g WHERE g.id = ?) AS memberCount
      FROM organization_memberships m WHERE m.id IN ${placeholders(ids)}`,
-    [groupId, ...ids],
+    [groupId, groupId, ...ids],
   );
-  return new Map(
-    rows.map(({ linked, ...m }) => [
-      m.id,
-      { membership: reviveTimes(m), linked: Number(linked) === 1 },
-    ]),
-  );
+  return {
+    found: new Map(
+      rows.map(({ linked, memberCount: _count, ...m }) => [
+        m.id,
+        { membership: reviveRow(m), linked: Number(linked) === 1 },
+      ]),
+    ),
+    memberCount: Number(rows[0]?.memberCount ?? 0),
+  };
 }
 
-/** Links memberships (known not to be linked yet) to the group. */
+/**
+ * Links memberships that were not linked when read. Changes to one group's
+ * members run side by side (share lock), so another may have linked one
+ * meanwhile: that surfaces as a duplicate key and reruns the transaction.
+ */
 export async function insertLinks(
   tx: EntityManager,
   group: Pick<Group, "id" | "organizationId">,
@@ -41,26 +60,32 @@ export async function insertLinks(
   at: Date,
 ): Promise<void> {
   if (membershipIds.length === 0) return;
-  await execute(
-    tx,
-    `INSERT INTO group_memberships (group_id, organization_membership_id, organization_id, created_at)
-     VALUES ${membershipIds.map(() => "(?, ?, ?, ?)").join(", ")}`,
-    membershipIds.flatMap((id) => [group.id, id, group.organizationId, at]),
-  );
+  try {
+    await execute(
+      tx,
+      `INSERT INTO group_memberships (group_id, organization_membership_id, organization_id, created_at)
+       VALUES ${membershipIds.map(() => "(?, ?, ?, ?)").join(", ")}`,
+      membershipIds.flatMap((id) => [group.id, id, group.organizationId, at]),
+    );
+  } catch (err) {
+    if (isDuplicateKey(err, "PRIMARY")) throw new ConcurrentChange("link added meanwhile");
+    throw err;
+  }
 }
 
-/** Unlinks memberships (known to be linked) from the group. */
+/** Unlinks memberships that were linked when read; one removed meanwhile reruns the transaction. */
 export async function deleteLinks(
   tx: EntityManager,
   groupId: string,
   membershipIds: string[],
 ): Promise<void> {
   if (membershipIds.length === 0) return;
-  await execute(
+  const deleted = await execute(
     tx,
     `DELETE FROM group_memberships WHERE group_id = ? AND organization_membership_id IN ${placeholders(membershipIds)}`,
     [groupId, ...membershipIds],
   );
+  if (deleted !== membershipIds.length) throw new ConcurrentChange("link removed meanwhile");
 }
 
 /** Ids of the live groups a membership belongs to. */

@@ -1,8 +1,16 @@
 import type { EntityManager } from "typeorm";
 import type { Group, Page, PageRequest } from "../domain/model.js";
 import { GroupEntity, type GroupRow } from "./entities.js";
-import { execute, forUpdate, indexed, lockClause, select } from "./dialect.js";
-import { GROUP_COLUMNS, keysetPage, reviveTimes } from "./pagination.js";
+import {
+  execute,
+  indexed,
+  lockClause,
+  placeholders,
+  readTime,
+  select,
+  upsertAddSql,
+} from "./dialect.js";
+import { GROUP_COLUMNS, keysetPage, reviveRow } from "./pagination.js";
 
 const toGroup = ({ deletedAt: _deleted, ...group }: GroupRow): Group => group;
 
@@ -11,28 +19,29 @@ export async function insertGroup(tx: EntityManager, group: Group): Promise<void
 }
 
 /**
- * A live group of a live organization, in one round trip. With `lock` the
- * group row is locked for update: every change to a group or its members
- * takes this lock first, which serialises them per group, keeps member_count
- * exact and gives their outbox rows commit order. The organization is checked
- * in a subquery, which InnoDB reads without locking, so changes to different
- * groups of one organization do not queue behind each other.
+ * A live group of a live organization, in one round trip. `lock`: "update"
+ * for changes to the group itself (rename, delete, reaping), which then wait
+ * for every change in flight to its members; "share" for changes to its
+ * members, which run side by side (their counts go to separate rows, see
+ * adjustMemberCount) but never beside a rename or delete. The organization is
+ * checked in a subquery, which InnoDB reads without locking, so changes to
+ * different groups of one organization do not queue behind each other.
  */
 export async function findGroup(
   db: EntityManager,
   organizationId: string,
   id: string,
-  opts: { lock?: boolean } = {},
+  opts: { lock?: "update" | "share" } = {},
 ): Promise<Group | undefined> {
   const [row] = await select<Group>(
     db,
     `SELECT ${GROUP_COLUMNS} FROM org_groups g
      WHERE g.id = ? AND g.organization_id = ? AND g.deleted_at IS NULL
        AND EXISTS (SELECT 1 FROM organizations o WHERE o.id = g.organization_id AND o.deleted_at IS NULL)` +
-      (opts.lock ? lockClause(db) : ""),
+      (opts.lock ? lockClause(db, opts.lock) : ""),
     [id, organizationId],
   );
-  return row ? reviveTimes(row) : undefined;
+  return row ? reviveRow(row) : undefined;
 }
 
 /** One page of an organization's live groups (the caller has checked the organization). */
@@ -63,17 +72,26 @@ export async function updateGroup(
   await tx.update(GroupEntity, { id }, changes);
 }
 
-/** Adds `delta` (±) to member_count; the caller holds the group's row lock. */
+/** Delta rows per group: enough that 16–64 concurrent writers rarely pick the same one. */
+export const MEMBER_COUNT_SHARDS = 16;
+
+/**
+ * Adds `delta` (±) to the group's member count, in one of its delta rows
+ * picked at random, so concurrent changes to one group lock different rows.
+ * The caller holds the group row's lock (share or update), so a rename or
+ * delete sees every committed delta and none in flight.
+ */
 export async function adjustMemberCount(
   tx: EntityManager,
   id: string,
   delta: number,
 ): Promise<void> {
   if (delta === 0) return;
-  const sign = delta > 0 ? "+" : "-";
-  await execute(tx, `UPDATE org_groups SET member_count = member_count ${sign} ? WHERE id = ?`, [
-    Math.abs(Math.trunc(delta)),
+  const shard = Math.floor(Math.random() * MEMBER_COUNT_SHARDS);
+  await execute(tx, upsertAddSql(tx, "group_member_counts", ["group_id", "shard"], "delta"), [
     id,
+    shard,
+    Math.trunc(delta),
   ]);
 }
 
@@ -88,29 +106,36 @@ export async function lockGroupsOfOrganization(
   organizationId: string,
   max: number,
 ): Promise<GroupRow[]> {
-  return forUpdate(
-    tx
-      .createQueryBuilder(GroupEntity, "g")
-      .where("g.organization_id = :organizationId", { organizationId })
-      .orderBy("g.id", "ASC")
-      .limit(max),
-  ).getMany();
+  const rows = await select<GroupRow>(
+    tx,
+    `SELECT ${GROUP_COLUMNS}, g.deleted_at AS deletedAt FROM org_groups g
+     WHERE g.organization_id = ? ORDER BY g.id ASC LIMIT ${Math.trunc(max)}` +
+      lockClause(tx, "update"),
+    [organizationId],
+  );
+  return rows.map((r) => ({
+    ...reviveRow(r),
+    deletedAt: r.deletedAt === null ? null : readTime(r.deletedAt),
+  }));
 }
 
-/** Locks the live groups among `ids` of an organization, in id order (a fixed lock order avoids deadlocks). */
+/** Locks the groups among `ids` for update, in id order (a fixed lock order avoids deadlocks). */
 export async function lockGroups(tx: EntityManager, ids: string[]): Promise<Group[]> {
   if (ids.length === 0) return [];
-  const rows = await forUpdate(
-    tx
-      .createQueryBuilder(GroupEntity, "g")
-      .where("g.id IN (:...ids)", { ids })
-      .orderBy("g.id", "ASC"),
-  ).getMany();
-  return rows.map(toGroup);
+  const rows = await select<Group>(
+    tx,
+    `SELECT ${GROUP_COLUMNS} FROM org_groups g WHERE g.id IN ${placeholders(ids)} ORDER BY g.id ASC` +
+      lockClause(tx, "update"),
+    ids,
+  );
+  return rows.map(reviveRow);
 }
 
+/** Deletes groups with their member count rows (their links must be gone already). */
 export async function deleteGroupRows(tx: EntityManager, ids: string[]): Promise<void> {
-  if (ids.length > 0) await tx.delete(GroupEntity, ids);
+  if (ids.length === 0) return;
+  await execute(tx, `DELETE FROM group_member_counts WHERE group_id IN ${placeholders(ids)}`, ids);
+  await tx.delete(GroupEntity, ids);
 }
 
 /** True if the id names a live group of the organization (a valid cursor). */

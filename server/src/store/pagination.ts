@@ -43,7 +43,7 @@ export async function keysetPage<T>(
     `SELECT ${query.columns} FROM ${query.from}` +
     (where.length ? ` WHERE ${where.join(" AND ")}` : "") +
     ` ORDER BY ${query.key} ${scanAscending ? "ASC" : "DESC"} LIMIT ${page.limit + 1}`;
-  const rows = (await select<T>(db, sql, params)).map(reviveTimes);
+  const rows = (await select<T>(db, sql, params)).map(reviveRow);
   const more = rows.length > page.limit;
   const items = rows.slice(0, page.limit);
   if (backward) items.reverse();
@@ -59,9 +59,13 @@ export async function keysetPage<T>(
   };
 }
 
-/** Raw rows carry times as the driver gives them; the domain wants Dates. */
-export function reviveTimes<T>(row: T): T {
+/**
+ * Raw rows carry times and BIGINTs as the driver gives them (BIGINT as a
+ * string from mysql2 under TypeORM); the domain wants Dates and numbers.
+ */
+export function reviveRow<T>(row: T): T {
   const r = row as Record<string, unknown>;
+  if (typeof r.memberCount === "string") r.memberCount = Number(r.memberCount);
   for (const key of ["createdAt", "updatedAt"]) {
     if (r[key] !== undefined && r[key] !== null) r[key] = readTime(r[key] as Date | string);
   }
@@ -74,6 +78,10 @@ export const ORGANIZATION_COLUMNS =
 export const MEMBERSHIP_COLUMNS =
   "m.id, m.organization_id AS organizationId, m.user_id AS userId, m.status, " +
   "m.created_at AS createdAt, m.updated_at AS updatedAt";
+/** A group's member count: the base column plus its committed delta rows (see adjustMemberCount). */
+export const MEMBER_COUNT =
+  "CAST(g.member_count + COALESCE((SELECT SUM(c.delta) FROM group_member_counts c " +
+  "WHERE c.group_id = g.id), 0) AS SIGNED)";
 export const GROUP_COLUMNS =
-  "g.id, g.organization_id AS organizationId, g.name, g.description, g.member_count AS memberCount, " +
+  `g.id, g.organization_id AS organizationId, g.name, g.description, ${MEMBER_COUNT} AS memberCount, ` +
   "g.version, g.created_at AS createdAt, g.updated_at AS updatedAt";
