@@ -1,9 +1,6 @@
+import { adminPage, type HttpRequest, type HttpResponse } from "./admin-page.js";
 import type { HealthStatus } from "./health.js";
 import type { Metrics } from "./metrics.js";
-
-interface Response {
-  writeHead(status: number, headers: Record<string, string>): { end(body: string): void };
-}
 
 export interface ProbeSources {
   health: HealthStatus;
@@ -12,19 +9,23 @@ export interface ProbeSources {
   pingDatabase(): Promise<unknown>;
   /** NATS state when publishing is configured (informational). */
   natsState(): "connected" | "disconnected" | "not configured";
+  /** Serves the admin page under /admin (default: the page from clients/admin); false turns it off. */
+  admin?: ((req: HttpRequest, res: HttpResponse) => boolean) | false;
 }
 
 /**
  * Plain HTTP endpoints beside the RPCs on PORT: `/healthz` (the process is
- * alive), `/readyz` (serving and the database answers), `/metrics`.
+ * alive), `/readyz` (serving and the database answers), `/metrics`, and the
+ * admin page under `/admin/` (public; its RPCs need the key entered on it).
  * NATS being down does not make a replica unready: writes keep succeeding and
  * events wait in the outbox, so taking replicas out of the load balancer
  * would only turn a delay of events into an outage of writes.
  */
 export function opsEndpoints(src: ProbeSources) {
-  const text = (res: Response, status: number, body: string) =>
+  const admin = src.admin ?? adminPage();
+  const text = (res: HttpResponse, status: number, body: string) =>
     res.writeHead(status, { "content-type": "text/plain; charset=utf-8" }).end(body);
-  return (req: { url?: string }, res: Response): void => {
+  return (req: HttpRequest, res: HttpResponse): void => {
     const path = (req.url ?? "").split("?")[0];
     if (path === "/healthz") return void text(res, 200, "ok\n");
     if (path === "/readyz") {
@@ -44,6 +45,7 @@ export function opsEndpoints(src: ProbeSources) {
       );
       return;
     }
+    if (admin && admin(req, res)) return;
     text(res, 404, "not found\n");
   };
 }
