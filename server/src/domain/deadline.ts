@@ -18,6 +18,11 @@ export function withDeadline<T>(signal: AbortSignal, work: () => T): T {
   return current.run(signal, work);
 }
 
+/** Runs `work` outside any call: background work a call started must not inherit its deadline. */
+export function outsideCall<T>(work: () => T): T {
+  return current.exit(work);
+}
+
 /** Throws DEADLINE_EXCEEDED when the current call's deadline has passed. */
 export function throwIfPastDeadline(): void {
   if (current.getStore()?.aborted) throw deadlineExceeded();

@@ -10,6 +10,8 @@ import { Violations } from "./validation.js";
 export interface FeedFilterInput {
   types: string[];
   organizationId: string;
+  /** The caller's organization if it is limited to one: another's events are "not recorded". */
+  within?: string;
 }
 
 /**
@@ -39,7 +41,7 @@ export class EventFeed {
     v.optionalId("after", "event", input.after);
     v.throwIfAny();
     const limit = input.limit || DEFAULT_PAGE_SIZE;
-    const from = input.after ? await this.cursor(input.after) : "0";
+    const from = input.after ? await this.cursor(input.after, input.within) : "0";
     const rows = await store.eventsAfter(
       this.db.reader,
       { ...filter, rangeStart: input.rangeStart, rangeEnd: input.rangeEnd },
@@ -59,7 +61,7 @@ export class EventFeed {
     v.optionalId("after", "event", input.after);
     v.throwIfAny();
     const from = input.after
-      ? await this.cursor(input.after)
+      ? await this.cursor(input.after, input.within)
       : await store.latestSequence(this.db.reader);
     return { filter, from };
   }
@@ -98,10 +100,10 @@ export class EventFeed {
     return { types, organizationId };
   }
 
-  private async cursor(eventId: string): Promise<string> {
-    const seq = await store.sequenceOf(this.db.reader, eventId);
-    if (seq === undefined)
+  private async cursor(eventId: string, within: string | undefined): Promise<string> {
+    const found = await store.sequenceOf(this.db.reader, eventId);
+    if (found === undefined || (within !== undefined && found.organizationId !== within))
       throw invalidArgument([{ field: "after", description: "does not name a recorded event" }]);
-    return seq;
+    return found.sequence;
   }
 }

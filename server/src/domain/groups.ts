@@ -393,15 +393,17 @@ export class Groups {
         const field = (i: number) =>
           single ? "organization_membership_id" : `organization_membership_ids[${i}]`;
         const missing: FieldViolation[] = [];
+        const missingIds: string[] = [];
         const foreign: FieldViolation[] = [];
         membershipIds.forEach((id, i) => {
           const m = found.get(id)?.membership;
           // For a caller limited to this organization, another organization's
           // membership is "not found" like a missing one: telling them apart
           // would reveal that it exists.
-          if (!m || (m.organizationId !== ref.organizationId && ref.within !== undefined))
+          if (!m || (m.organizationId !== ref.organizationId && ref.within !== undefined)) {
             missing.push({ field: field(i), description: `membership ${id} does not exist` });
-          else if (m.organizationId !== ref.organizationId) {
+            missingIds.push(id);
+          } else if (m.organizationId !== ref.organizationId) {
             foreign.push({
               field: field(i),
               description: `membership ${id} belongs to another organization`,
@@ -412,7 +414,7 @@ export class Groups {
           throw new DomainError(
             "not_found",
             "ORGANIZATION_MEMBERSHIP_NOT_FOUND",
-            `organization membership not found: ${missing.length === 1 ? membershipIds[0] : `${missing.length} ids`}`,
+            `organization membership not found: ${missingIds.length === 1 ? missingIds[0] : `${missingIds.length} ids`}`,
             single ? [] : missing,
             single ? { id: membershipIds[0] } : {},
           );

@@ -81,11 +81,24 @@ export class Organizations {
     return orgs.listOrganizations(this.db.reader, page, input.within);
   }
 
+  /**
+   * `within`: set for a caller limited to one organization. Such a caller may
+   * not set external_id: it is unique across the deployment, so a conflict
+   * would tell it that another organization uses that value.
+   */
   async update(input: {
     organizationId: string;
     name?: string;
     externalId?: string;
+    within?: string;
   }): Promise<Organization> {
+    if (input.within !== undefined && input.externalId !== undefined) {
+      throw new DomainError(
+        "permission_denied",
+        "ORGANIZATION_LIMITED_CREDENTIALS",
+        "external_id can only be set with deployment-wide credentials",
+      );
+    }
     const v = new Violations();
     v.id("organization_id", "organization", input.organizationId);
     const name =

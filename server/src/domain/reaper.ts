@@ -8,6 +8,7 @@ import * as idempotency from "../store/idempotency.js";
 import * as memberships from "../store/memberships.js";
 import * as orgs from "../store/organizations.js";
 import { appendEvents } from "../store/outbox.js";
+import { outsideCall } from "./deadline.js";
 import { groupEvent } from "./event-builders.js";
 import { IDEMPOTENCY_WINDOW_MS } from "./groups.js";
 
@@ -64,7 +65,8 @@ export class Reaper {
       this.again = true;
       return;
     }
-    this.running = this.runOnce()
+    // wake() is called by the calls that enqueue deletions; the pass is not theirs.
+    this.running = outsideCall(() => this.runOnce())
       .catch((err: unknown) => this.log.error({ err }, "reaper pass failed"))
       .finally(() => {
         this.running = undefined;

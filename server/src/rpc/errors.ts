@@ -27,6 +27,22 @@ const CODE_OF: Record<ErrorKind, Code> = {
   deadline_exceeded: Code.DeadlineExceeded,
 };
 
+/**
+ * Field violations one error carries. On gRPC the whole status travels in
+ * trailers (`grpc-message`, `grpc-status-details-bin`), and Node's HTTP/2
+ * cannot send a header block over ~64 KiB: grpc-js then never answers and
+ * connect-node resets the stream. 100 violations are ~17 KiB; the rest are
+ * counted in ErrorInfo metadata `field_violations_total`.
+ */
+export const MAX_FIELD_VIOLATIONS = 100;
+/** Longest error message sent (it is a trailer on gRPC too). */
+export const MAX_ERROR_MESSAGE_CHARS = 1024;
+
+const clip = (message: string) =>
+  message.length <= MAX_ERROR_MESSAGE_CHARS
+    ? message
+    : `${message.slice(0, MAX_ERROR_MESSAGE_CHARS - 16)}… (truncated)`;
+
 function connectError(
   code: Code,
   reason: string,
@@ -37,14 +53,19 @@ function connectError(
     retryAfterMs?: number;
   } = {},
 ): ConnectError {
+  const violations = extra.violations ?? [];
+  const metadata = { ...(extra.metadata ?? {}) };
+  if (violations.length > MAX_FIELD_VIOLATIONS) {
+    metadata.field_violations_total = String(violations.length);
+  }
   const details: { desc: DescMessage; value: Record<string, unknown> }[] = [
-    {
-      desc: ErrorInfoSchema,
-      value: { reason, domain: ERROR_DOMAIN, metadata: extra.metadata ?? {} },
-    },
+    { desc: ErrorInfoSchema, value: { reason, domain: ERROR_DOMAIN, metadata } },
   ];
-  if (extra.violations?.length) {
-    details.push({ desc: BadRequestSchema, value: { fieldViolations: extra.violations } });
+  if (violations.length) {
+    details.push({
+      desc: BadRequestSchema,
+      value: { fieldViolations: violations.slice(0, MAX_FIELD_VIOLATIONS) },
+    });
   }
   if (extra.retryAfterMs !== undefined) {
     const ms = extra.retryAfterMs;
@@ -55,7 +76,7 @@ function connectError(
       },
     });
   }
-  return new ConnectError(message, code, undefined, details);
+  return new ConnectError(clip(message), code, undefined, details);
 }
 
 /**

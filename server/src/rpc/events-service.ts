@@ -2,7 +2,7 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { EventsService } from "../../../clients/src/gen/groups/v1/events_pb.js";
 import type { EventFeed } from "../domain/event-feed.js";
 import { toEventMessage } from "../events/codec.js";
-import type { Handlers } from "./pipeline.js";
+import { organizationScope, type Handlers } from "./pipeline.js";
 
 /**
  * Events carry millisecond times. Rounding a bound up keeps both ends exact:
@@ -14,10 +14,11 @@ const ceilToMillisecond = (t: Timestamp): Date =>
 /** groups.v1.EventsService: decode → domain → shape. */
 export function eventsHandlers(feed: EventFeed): Handlers<typeof EventsService> {
   return {
-    async listEvents(req) {
+    async listEvents(req, ctx) {
       const page = await feed.list({
         types: req.types,
         organizationId: req.organizationId,
+        within: organizationScope(ctx),
         rangeStart: req.rangeStart ? ceilToMillisecond(req.rangeStart) : undefined,
         rangeEnd: req.rangeEnd ? ceilToMillisecond(req.rangeEnd) : undefined,
         after: req.after,
@@ -32,6 +33,7 @@ export function eventsHandlers(feed: EventFeed): Handlers<typeof EventsService> 
       const { filter, from } = await feed.openStream({
         types: req.types,
         organizationId: req.organizationId,
+        within: organizationScope(ctx),
         after: req.after,
       });
       for await (const event of feed.stream(filter, from, ctx.signal)) {

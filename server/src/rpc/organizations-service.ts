@@ -27,11 +27,12 @@ export function organizationsHandlers(
       const page = await organizations.list({ ...pageInput(req), within: organizationScope(ctx) });
       return { organizations: page.items.map(toOrganization), listMetadata: listMetadata(page) };
     },
-    async updateOrganization(req) {
+    async updateOrganization(req, ctx) {
       const org = await organizations.update({
         organizationId: req.organizationId,
         name: req.name,
         externalId: req.externalId,
+        within: organizationScope(ctx),
       });
       return { organization: toOrganization(org) };
     },

@@ -128,15 +128,20 @@ export interface EventFilter {
   rangeEnd?: Date;
 }
 
-/** The sequence of a sequenced event, by id (a cursor), if it exists. */
-export async function sequenceOf(db: EntityManager, eventId: string): Promise<string | undefined> {
-  const rows = await select<{ sequence: string | null }>(
+/** The sequence and organization of a sequenced event, by id (a cursor), if it exists. */
+export async function sequenceOf(
+  db: EntityManager,
+  eventId: string,
+): Promise<{ sequence: string; organizationId: string } | undefined> {
+  const rows = await select<{ sequence: string | null; organizationId: string }>(
     db,
-    "SELECT sequence FROM events WHERE id = ?",
+    "SELECT sequence, organization_id AS organizationId FROM events WHERE id = ?",
     [eventId],
   );
-  const seq = rows[0]?.sequence;
-  return seq === null || seq === undefined ? undefined : String(seq);
+  const row = rows[0];
+  return row?.sequence === null || row?.sequence === undefined
+    ? undefined
+    : { sequence: String(row.sequence), organizationId: row.organizationId };
 }
 
 /** The largest sequence given so far ("now" for a stream). */
