@@ -30,6 +30,9 @@ export function newId(kind: IdKind): string {
   return `${ID_PREFIX[kind]}_${nextUlid()}`;
 }
 
+/** A bare ULID (request ids). */
+export const newUlid = (): string => nextUlid();
+
 // Crockford base32, canonical upper case; the first character is 0-7 because a
 // ULID's 48-bit timestamp cannot exceed 7ZZZZZZZZZ.
 const ULID = "[0-7][0-9A-HJKMNP-TV-Z]{25}";

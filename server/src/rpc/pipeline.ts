@@ -8,13 +8,13 @@ import type {
 } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { ulid } from "ulid";
 import type { Authenticator } from "../auth/authenticator.js";
 import type { Authorizer } from "../auth/authorization.js";
 import type { Principal } from "../auth/principal.js";
 import type { RateLimiter } from "../auth/rate-limit.js";
 import { deadlineExceeded, withDeadline } from "../domain/deadline.js";
 import { DomainError } from "../domain/errors.js";
+import { newUlid } from "../domain/ids.js";
 import type { Metrics } from "../ops/metrics.js";
 import { toConnectError } from "./errors.js";
 
@@ -177,7 +177,7 @@ export class CallPipeline {
 
   private context(method: DescMethod, call: TransportCall, signal: AbortSignal): CallContext {
     const offered = call.requestHeaders.get("x-request-id");
-    const requestId = offered && REQUEST_ID.test(offered) ? offered : ulid();
+    const requestId = offered && REQUEST_ID.test(offered) ? offered : newUlid();
     // W3C trace context when the caller sends it, so logs join the caller's trace.
     const traceId =
       TRACEPARENT.exec(call.requestHeaders.get("traceparent") ?? "")?.[1] ?? requestId;
