@@ -1,6 +1,5 @@
 import type { AddressInfo } from "node:net";
 import * as grpc from "@grpc/grpc-js";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { GroupsService } from "../../clients/src/gen/groups/v1/groups_pb.js";
 import { OrganizationsService } from "../../clients/src/gen/groups/v1/organizations_pb.js";
@@ -15,6 +14,8 @@ import { EventsService } from "../../clients/src/gen/groups/v1/events_pb.js";
 import { EventFeed } from "./domain/event-feed.js";
 import { NatsPublisher } from "./events/nats-publisher.js";
 import { DEFAULT_RELAY_OPTIONS, Relay, type RelayOptions } from "./events/relay.js";
+import { connectAdapter } from "./rpc/connect-adapter.js";
+import { answerGrpcRequestFaultsAsInvalidArgument } from "./rpc/grpc-request-faults.js";
 import { eventsHandlers } from "./rpc/events-service.js";
 import { Groups } from "./domain/groups.js";
 import { Memberships } from "./domain/memberships.js";
@@ -150,7 +151,8 @@ export async function startServer(
     },
   );
 
-  const adapter = connectNodeAdapter({
+  const adapter = connectAdapter({
+    log,
     routes: connectRoutes(bindings, pipeline),
     // Plain form posts cannot pass for Connect calls (CSRF): the header is required.
     requireConnectProtocolHeader: true,
@@ -169,6 +171,7 @@ export async function startServer(
     http.server.once("error", reject).listen(config.port, config.host, () => resolve());
   });
 
+  answerGrpcRequestFaultsAsInvalidArgument();
   const grpcServer = new grpc.Server({
     "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
     "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
