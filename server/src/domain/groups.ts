@@ -427,22 +427,21 @@ export class Groups {
             single ? [] : foreign,
           );
         }
-        const at = new Date();
         // Adds change the ids not linked yet, removes the ones linked.
         const changed = membershipIds.filter((id) => found.get(id)!.linked === (op === "remove"));
-        if (op === "add") await groupMembers.insertLinks(tx, group, changed, at);
-        else await groupMembers.deleteLinks(tx, group.id, changed);
         if (changed.length === 0) {
           onNoChange?.(group);
           return { group: { ...group, memberCount }, changed };
         }
-        const delta = op === "add" ? changed.length : -changed.length;
-        await groups.adjustMemberCount(tx, group.id, delta);
         const type = op === "add" ? "group.member_added" : "group.member_removed";
-        await appendEvents(
-          tx,
-          changed.map((id) => memberEvent(type, group, found.get(id)!.membership, "api")),
-        );
+        await groupMembers.writeLinkChange(tx, {
+          group,
+          op,
+          membershipIds: changed,
+          events: changed.map((id) => memberEvent(type, group, found.get(id)!.membership, "api")),
+          at: new Date(),
+        });
+        const delta = op === "add" ? changed.length : -changed.length;
         return { group: { ...group, memberCount: memberCount + delta }, changed };
       });
     } catch (err) {

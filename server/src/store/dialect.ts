@@ -51,6 +51,33 @@ export async function execute(
   }
 }
 
+/** One SQL statement with its parameters. */
+export interface Statement {
+  sql: string;
+  params: unknown[];
+}
+
+/**
+ * Runs statements in order and returns the rows each changed. On MySQL they
+ * go in one round trip (a multi-statement query; the first failure stops the
+ * rest, and the caller's transaction then rolls back); SQLite runs them one by
+ * one, which costs nothing in process.
+ */
+export async function executeAll(db: EntityManager, statements: Statement[]): Promise<number[]> {
+  if (dialectOf(db) === "sqlite" || statements.length === 1) {
+    const affected: number[] = [];
+    for (const s of statements) affected.push(await execute(db, s.sql, s.params));
+    return affected;
+  }
+  const runner = db.queryRunner;
+  if (!runner) throw new Error("executeAll runs inside a transaction");
+  const raw = (await runner.query(
+    statements.map((s) => s.sql).join(";\n"),
+    statements.flatMap((s) => s.params),
+  )) as { affectedRows?: number } | { affectedRows?: number }[];
+  return (Array.isArray(raw) ? raw : [raw]).map((r) => r.affectedRows ?? 0);
+}
+
 /** Raw rows of a SELECT. */
 export function select<T>(db: EntityManager, sql: string, params: unknown[] = []): Promise<T[]> {
   return db.query(sql, bindable(db, params));

@@ -2,8 +2,18 @@ import type { EntityManager } from "typeorm";
 import type { Group, Membership, Page, PageRequest } from "../domain/model.js";
 import { GroupEntity, GroupMembershipEntity } from "./entities.js";
 import { findMemberships } from "./memberships.js";
-import { deleteLimited, execute, indexed, placeholders, select } from "./dialect.js";
+import type { NewEvent } from "../domain/events.js";
+import {
+  deleteLimited,
+  executeAll,
+  indexed,
+  placeholders,
+  select,
+  type Statement,
+} from "./dialect.js";
 import { ConcurrentChange, isDuplicateKey } from "./errors.js";
+import { memberCountStatement } from "./groups.js";
+import { eventStatements } from "./outbox.js";
 import {
   GROUP_COLUMNS,
   keysetPage,
@@ -49,43 +59,49 @@ export async function membershipsWithLinks(
 }
 
 /**
- * Links memberships that were not linked when read. Changes to one group's
- * members run side by side (share lock), so another may have linked one
- * meanwhile: that surfaces as a duplicate key and reruns the transaction.
+ * Writes one change to a group's members — the links, the member count and
+ * the events — in one round trip (see executeAll). The links were read (in
+ * membershipsWithLinks) without locking them, since changes to one group's
+ * members run side by side; if another change linked or unlinked one of them
+ * meanwhile, the insert meets a duplicate key or the delete finds fewer rows,
+ * and this throws ConcurrentChange (the transaction then rolls back).
  */
-export async function insertLinks(
+export async function writeLinkChange(
   tx: EntityManager,
-  group: Pick<Group, "id" | "organizationId">,
-  membershipIds: string[],
-  at: Date,
+  change: {
+    group: Pick<Group, "id" | "organizationId">;
+    op: "add" | "remove";
+    membershipIds: string[];
+    events: NewEvent[];
+    at: Date;
+  },
 ): Promise<void> {
-  if (membershipIds.length === 0) return;
+  const { group, op, membershipIds: ids } = change;
+  if (ids.length === 0) return;
+  const links: Statement =
+    op === "add"
+      ? {
+          sql: `INSERT INTO group_memberships (group_id, organization_membership_id, organization_id, created_at)
+       VALUES ${ids.map(() => "(?, ?, ?, ?)").join(", ")}`,
+          params: ids.flatMap((id) => [group.id, id, group.organizationId, change.at]),
+        }
+      : {
+          sql: `DELETE FROM group_memberships WHERE group_id = ? AND organization_membership_id IN ${placeholders(ids)}`,
+          params: [group.id, ...ids],
+        };
+  let affected: number[];
   try {
-    await execute(
-      tx,
-      `INSERT INTO group_memberships (group_id, organization_membership_id, organization_id, created_at)
-       VALUES ${membershipIds.map(() => "(?, ?, ?, ?)").join(", ")}`,
-      membershipIds.flatMap((id) => [group.id, id, group.organizationId, at]),
-    );
+    affected = await executeAll(tx, [
+      links,
+      memberCountStatement(tx, group.id, op === "add" ? ids.length : -ids.length),
+      ...eventStatements(tx, change.events),
+    ]);
   } catch (err) {
-    if (isDuplicateKey(err, "PRIMARY")) throw new ConcurrentChange("link added meanwhile");
+    if (op === "add" && isDuplicateKey(err, "PRIMARY"))
+      throw new ConcurrentChange("link added meanwhile");
     throw err;
   }
-}
-
-/** Unlinks memberships that were linked when read; one removed meanwhile reruns the transaction. */
-export async function deleteLinks(
-  tx: EntityManager,
-  groupId: string,
-  membershipIds: string[],
-): Promise<void> {
-  if (membershipIds.length === 0) return;
-  const deleted = await execute(
-    tx,
-    `DELETE FROM group_memberships WHERE group_id = ? AND organization_membership_id IN ${placeholders(membershipIds)}`,
-    [groupId, ...membershipIds],
-  );
-  if (deleted !== membershipIds.length) throw new ConcurrentChange("link removed meanwhile");
+  if (affected[0] !== ids.length) throw new ConcurrentChange("link changed meanwhile");
 }
 
 /** Ids of the live groups a membership belongs to. */

@@ -9,6 +9,7 @@ import {
   readTime,
   select,
   upsertAddSql,
+  type Statement,
 } from "./dialect.js";
 import { GROUP_COLUMNS, keysetPage, reviveRow } from "./pagination.js";
 
@@ -87,12 +88,17 @@ export async function adjustMemberCount(
   delta: number,
 ): Promise<void> {
   if (delta === 0) return;
+  const { sql, params } = memberCountStatement(tx, id, delta);
+  await execute(tx, sql, params);
+}
+
+/** The statement of adjustMemberCount, for a caller that sends it with its other writes. */
+export function memberCountStatement(tx: EntityManager, id: string, delta: number): Statement {
   const shard = Math.floor(Math.random() * MEMBER_COUNT_SHARDS);
-  await execute(tx, upsertAddSql(tx, "group_member_counts", ["group_id", "shard"], "delta"), [
-    id,
-    shard,
-    Math.trunc(delta),
-  ]);
+  return {
+    sql: upsertAddSql(tx, "group_member_counts", ["group_id", "shard"], "delta"),
+    params: [id, shard, Math.trunc(delta)],
+  };
 }
 
 /** Hides the group from every read; the reaper (see deletion-jobs) removes its group memberships in chunks. */

@@ -1,7 +1,7 @@
 import type { EntityManager } from "typeorm";
 import type { NewEvent } from "../domain/events.js";
 import { noteEventsWritten } from "./database.js";
-import { execute } from "./dialect.js";
+import { executeAll, type Statement } from "./dialect.js";
 
 /**
  * Writes events to the outbox (the `events` table) inside the caller's
@@ -11,15 +11,23 @@ import { execute } from "./dialect.js";
  */
 export async function appendEvents(tx: EntityManager, events: NewEvent[]): Promise<void> {
   if (events.length === 0) return;
-  noteEventsWritten(tx);
-  // Large batches go in slices to stay well below max_allowed_packet.
+  await executeAll(tx, eventStatements(tx, events));
+}
+
+/**
+ * The INSERTs that append `events` to the outbox, for a caller that sends
+ * them together with its other writes (see executeAll). Large batches go in
+ * slices to stay well below max_allowed_packet.
+ */
+export function eventStatements(tx: EntityManager, events: NewEvent[]): Statement[] {
+  if (events.length > 0) noteEventsWritten(tx);
+  const statements: Statement[] = [];
   for (let i = 0; i < events.length; i += 500) {
     const slice = events.slice(i, i + 500);
-    await execute(
-      tx,
-      `INSERT INTO events (id, type, organization_id, group_id, cause, payload, created_at)
+    statements.push({
+      sql: `INSERT INTO events (id, type, organization_id, group_id, cause, payload, created_at)
        VALUES ${slice.map(() => "(?, ?, ?, ?, ?, ?, ?)").join(", ")}`,
-      slice.flatMap((e) => [
+      params: slice.flatMap((e) => [
         e.id,
         e.type,
         e.organizationId,
@@ -28,6 +36,7 @@ export async function appendEvents(tx: EntityManager, events: NewEvent[]): Promi
         JSON.stringify(e.data),
         e.createdAt,
       ]),
-    );
+    });
   }
+  return statements;
 }
