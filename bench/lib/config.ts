@@ -1,0 +1,90 @@
+/**
+ * Settings of one benchmark run, from the environment (and `--smoke`):
+ *
+ *   BENCH_SCALE          data size relative to issue 7's (1 = 100,000 memberships, 1,000 groups,
+ *                        a 1,000,000-member group)                               default 1, smoke 0.02
+ *   BENCH_SECONDS        measured seconds per case                              default 5, smoke 0.5
+ *   BENCH_WARMUP_SECONDS unmeasured seconds before each case                    default 1, smoke 0.2
+ *   BENCH_CONCURRENCY    in-flight levels, comma-separated (16 always runs)     default 1,16,64, smoke 16
+ *   BENCH_SOAK_SECONDS   memory soak under mixed load                           default 60, smoke 2
+ *   BENCH_RELAY_SECONDS  relay latency run at a fixed offered rate             default 10, smoke 1
+ *   BENCH_RELAY_RATE     offered writes per second in that run                  default 1000
+ *   BENCH_BACKLOG_EVENTS events written while NATS is unreachable, then drained default 100000, smoke 1000
+ *   BENCH_ONLY           comma-separated substrings: run only matching cases (debugging)
+ *   BENCH_NAME           results name: bench/results/<name>.json            default bench, smoke "smoke"
+ *                        (the smoke writes bench/results/smoke.tmp, git-ignored)
+ *   BENCH_OUT            results file path (overrides BENCH_NAME's)
+ *   BENCH_MARKDOWN       1/0: rewrite the results section of BENCHMARKS.md   default 1 for "bench", else 0
+ *   BENCH_GRPC_CLIENT    grpc-js (default) or connect: the load generator's gRPC client
+ *   BENCH_SERVER_CPU_PROF a directory: profile the server process (a .cpuprofile per server
+ *                        process, written at its exit; see bench/lib/cpu-profile.cjs)
+ */
+export interface BenchConfig {
+  name: string;
+  smoke: boolean;
+  scale: number;
+  seconds: number;
+  warmupSeconds: number;
+  concurrency: number[];
+  soakSeconds: number;
+  relaySeconds: number;
+  relayRate: number;
+  backlogEvents: number;
+  only: string[];
+  out: string;
+  markdown: boolean;
+  grpcClient: "connect" | "grpc-js";
+  serverCpuProfDir?: string;
+  /** Longest wait for the relay to publish what a case wrote before the next case starts. */
+  drainTimeoutSeconds: number;
+}
+
+function num(name: string, fallback: number, env: NodeJS.ProcessEnv): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === "") return fallback;
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v <= 0)
+    throw new Error(`${name} must be a positive number, got "${raw}"`);
+  return v;
+}
+
+export function loadBenchConfig(
+  argv: string[] = process.argv.slice(2),
+  env: NodeJS.ProcessEnv = process.env,
+): BenchConfig {
+  const smoke = argv.includes("--smoke");
+  const name = env.BENCH_NAME?.trim() || (smoke ? "smoke" : "bench");
+  if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new Error(`BENCH_NAME: letters, digits, _ . - only`);
+  const concurrency = (env.BENCH_CONCURRENCY ?? (smoke ? "16" : "1,16,64"))
+    .split(",")
+    .map((s) => Number(s.trim()))
+    .filter((n) => Number.isInteger(n) && n > 0);
+  if (!concurrency.includes(16)) concurrency.push(16); // the targets and the Connect subset are at 16
+  concurrency.sort((a, b) => a - b);
+  const client = env.BENCH_GRPC_CLIENT ?? "grpc-js";
+  if (client !== "connect" && client !== "grpc-js")
+    throw new Error(`BENCH_GRPC_CLIENT must be connect or grpc-js`);
+  return {
+    name,
+    smoke,
+    scale: num("BENCH_SCALE", smoke ? 0.02 : 1, env),
+    seconds: num("BENCH_SECONDS", smoke ? 0.5 : 5, env),
+    warmupSeconds:
+      env.BENCH_WARMUP_SECONDS === "0" ? 0 : num("BENCH_WARMUP_SECONDS", smoke ? 0.2 : 1, env),
+    concurrency: [...new Set(concurrency)],
+    soakSeconds: num("BENCH_SOAK_SECONDS", smoke ? 2 : 60, env),
+    relaySeconds: num("BENCH_RELAY_SECONDS", smoke ? 1 : 10, env),
+    relayRate: num("BENCH_RELAY_RATE", 1000, env),
+    backlogEvents: Math.round(num("BENCH_BACKLOG_EVENTS", smoke ? 1000 : 100_000, env)),
+    only: (env.BENCH_ONLY ?? "")
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean),
+    // The smoke's figures are throwaway: *.tmp is git-ignored.
+    out: env.BENCH_OUT?.trim() || `bench/results/${name}${smoke ? ".tmp" : ".json"}`,
+    markdown: env.BENCH_MARKDOWN ? env.BENCH_MARKDOWN === "1" : name === "bench" && !smoke,
+    grpcClient: client,
+    serverCpuProfDir: env.BENCH_SERVER_CPU_PROF?.trim() || undefined,
+    drainTimeoutSeconds: num("BENCH_DRAIN_TIMEOUT_SECONDS", smoke ? 20 : 240, env),
+  };
+}

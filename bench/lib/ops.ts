@@ -1,0 +1,566 @@
+import { randomBytes } from "node:crypto";
+import mysql from "mysql2/promise";
+import { connect, headers, nanos, StorageType, type NatsConnection } from "nats";
+import { monotonicFactory } from "ulid";
+import { connectClients, grpcClients, type DoorClients } from "./clients.js";
+import { ids, PairAllocator, seededGroupsOf, type Dataset } from "./dataset.js";
+import type { Op } from "./measure.js";
+
+/**
+ * The operations the load generator can drive: the service's hot paths (over
+ * the gRPC or Connect front door) and their raw baselines (the same SQL
+ * through plain mysql2, a JetStream publish with ack).
+ */
+export const SERVICE_OPS = [
+  "Health.Check",
+  "AddGroupMember.spread",
+  "AddGroupMember.hot",
+  "RemoveGroupMember",
+  "CheckGroupMembership",
+  "ListGroupsForOrganizationMembership",
+  "ListGroupMembers.first",
+  "ListGroupMembers.deep",
+  "GetGroup",
+  "CreateGroup",
+  "BatchAddGroupMembers",
+  "Mixed",
+] as const;
+export const RAW_OPS = [
+  "raw.twoInsertTx",
+  "raw.addGroupMemberTx.spread",
+  "raw.addGroupMemberTx.hot",
+  "raw.removeGroupMemberTx",
+  "raw.checkGroupMembership",
+  "raw.listGroupsForMembership",
+  "raw.listGroupMembers.first",
+  "raw.listGroupMembers.deep",
+  "raw.getGroup",
+  "raw.createGroupTx",
+  "raw.batchAddTx",
+] as const;
+export type ServiceOp = (typeof SERVICE_OPS)[number];
+export type RawOp = (typeof RAW_OPS)[number];
+export type OpName = ServiceOp | RawOp | "jetstream.publish";
+export type Door = "grpc" | "connect" | "mysql2" | "nats";
+
+export interface WorkerInit {
+  dataset: Dataset;
+  grpcUrl: string;
+  httpUrl: string;
+  databaseUrl: string;
+  natsUrl: string;
+  grpcClient: "connect" | "grpc-js";
+  /** Real ids of memberships of the big group about `depth` deep in its default (newest first) order. */
+  deepCursors: string[];
+  batchSize: number;
+}
+
+/** mysql2's escaping, times in UTC like the pools (timezone "Z"). */
+const fmt = (sql: string, values: unknown[]) => mysql.format(sql, values as never, false, "Z");
+
+/** Deterministic pseudo-random numbers (mulberry32), so runs draw the same ids. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+// The service's SQL as of this suite's writing (server/src/store): keep in step with it.
+const MEMBER_COUNT =
+  "CAST(g.member_count + COALESCE((SELECT SUM(c.delta) FROM group_member_counts c " +
+  "WHERE c.group_id = g.id), 0) AS SIGNED)";
+const GROUP_COLUMNS =
+  `g.id, g.organization_id AS organizationId, g.name, g.description, ${MEMBER_COUNT} AS memberCount, ` +
+  "g.version, g.created_at AS createdAt, g.updated_at AS updatedAt";
+const FIND_GROUP =
+  `SELECT ${GROUP_COLUMNS} FROM org_groups g WHERE g.id = ? AND g.organization_id = ? AND g.deleted_at IS NULL ` +
+  "AND EXISTS (SELECT 1 FROM organizations o WHERE o.id = g.organization_id AND o.deleted_at IS NULL)";
+const MEMBERSHIP_COLUMNS =
+  "m.id, m.organization_id AS organizationId, m.user_id AS userId, m.status, " +
+  "m.created_at AS createdAt, m.updated_at AS updatedAt";
+const EVENT_INSERT =
+  "INSERT INTO bench_raw_events (id, type, organization_id, group_id, cause, payload, created_at) VALUES ";
+
+/** State shared by every case the load generator runs: clients, the pair allocator, counters. */
+export class OpContext {
+  readonly alloc: PairAllocator;
+  private readonly doors = new Map<string, DoorClients>();
+  private readonly nextUlid = monotonicFactory();
+  private rawGroups = 0;
+  private batchCalls = 0;
+  private nc: NatsConnection | undefined;
+  /** Each case's random draws start from its own seed. */
+  private seeds = 1;
+
+  constructor(public init: WorkerInit) {
+    this.alloc = new PairAllocator(init.dataset);
+  }
+
+  /** The server moved (restarted on new ports): drop the old connections. */
+  retarget(grpcUrl: string, httpUrl: string): void {
+    for (const c of this.doors.values()) c.close();
+    this.doors.clear();
+    this.init = { ...this.init, grpcUrl, httpUrl };
+  }
+
+  private clients(door: Door): DoorClients {
+    let c = this.doors.get(door);
+    if (!c) {
+      c =
+        door === "connect"
+          ? connectClients(this.init.httpUrl)
+          : grpcClients(this.init.grpcUrl, this.init.grpcClient);
+      this.doors.set(door, c);
+    }
+    return c;
+  }
+
+  async natsVersion(): Promise<string> {
+    return (await this.natsConnection()).info?.version ?? "unknown";
+  }
+
+  private async natsConnection(): Promise<NatsConnection> {
+    this.nc ??= await connect({ servers: this.init.natsUrl, name: "bench-loadgen" });
+    return this.nc;
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.doors.values()) c.close();
+    await this.nc?.drain().catch(() => undefined);
+  }
+
+  /** Builds the op for one case; `close` releases what it opened. */
+  async prepare(
+    name: OpName,
+    door: Door,
+    concurrency: number,
+    opts: { batchSize?: number } = {},
+  ): Promise<{ op: Op; close(): Promise<void> }> {
+    const d = this.init.dataset;
+    const random = rng(this.seeds++ * 7919);
+    const pick = (n: number) => Math.floor(random() * n);
+    const batchSize = opts.batchSize ?? this.init.batchSize;
+    const noClose = async () => undefined;
+
+    if (name === "jetstream.publish") return this.jetStreamPublish();
+    if (name.startsWith("raw.")) return this.raw(name as RawOp, concurrency, pick, batchSize);
+
+    const { groups, health } = this.clients(door);
+    const orgA = ids.orgA;
+    const add = (g: number) =>
+      groups
+        .addGroupMember({
+          organizationId: orgA,
+          groupId: ids.group(g),
+          organizationMembershipId: ids.memberA(this.alloc.nonMember(g)),
+        })
+        .then(() => 1);
+    const remove = (g: number) =>
+      groups
+        .removeGroupMember({
+          organizationId: orgA,
+          groupId: ids.group(g),
+          organizationMembershipId: ids.memberA(this.alloc.member(g)),
+          allowMissing: true,
+        })
+        .then(() => 1);
+    const check = () => {
+      const i = pick(d.memberships);
+      const mine = seededGroupsOf(d, i);
+      const groupIds = new Set<string>();
+      for (let j = 0; j < 5; j++) groupIds.add(ids.group(mine[pick(mine.length)]));
+      while (groupIds.size < 10) groupIds.add(ids.group(pick(d.groups)));
+      return groups
+        .checkGroupMembership({ organizationMembershipId: ids.memberA(i), groupIds: [...groupIds] })
+        .then(() => 1);
+    };
+    const listFor = () =>
+      groups
+        .listGroupsForOrganizationMembership({
+          organizationMembershipId: ids.memberA(pick(d.memberships)),
+          limit: 100,
+        })
+        .then(() => 1);
+    const listFirst = () =>
+      groups
+        .listGroupMembers({ organizationId: ids.orgB, groupId: ids.bigGroup, limit: 100 })
+        .then(() => 1);
+    const getGroup = () =>
+      groups.getGroup({ organizationId: orgA, groupId: ids.group(pick(d.groups)) }).then(() => 1);
+
+    switch (name as ServiceOp) {
+      case "Health.Check":
+        return { op: () => health.check({}).then(() => 1), close: noClose };
+      case "AddGroupMember.spread":
+        return { op: (k) => add(k % d.groups), close: noClose };
+      case "AddGroupMember.hot":
+        return { op: () => add(d.hotGroup), close: noClose };
+      case "RemoveGroupMember":
+        return { op: (k) => remove(k % d.groups), close: noClose };
+      case "CheckGroupMembership":
+        return { op: check, close: noClose };
+      case "ListGroupsForOrganizationMembership":
+        return { op: listFor, close: noClose };
+      case "ListGroupMembers.first":
+        return { op: listFirst, close: noClose };
+      case "ListGroupMembers.deep": {
+        const cursors = this.init.deepCursors;
+        return {
+          op: (k) =>
+            groups
+              .listGroupMembers({
+                organizationId: ids.orgB,
+                groupId: ids.bigGroup,
+                limit: 100,
+                after: cursors[k % cursors.length],
+              })
+              .then(() => 1),
+          close: noClose,
+        };
+      }
+      case "GetGroup":
+        return { op: getGroup, close: noClose };
+      case "CreateGroup": {
+        const tag = randomBytes(3).toString("hex");
+        return {
+          op: (k) =>
+            groups
+              .createGroup({ organizationId: orgA, name: `Bench ${tag} ${k}`, description: "" })
+              .then(() => 1),
+          close: noClose,
+        };
+      }
+      case "BatchAddGroupMembers":
+        return {
+          op: async () => {
+            const g = this.batchCalls++ % d.groups;
+            const membershipIds = Array.from({ length: batchSize }, () =>
+              ids.memberA(this.alloc.nonMember(g)),
+            );
+            const res = await groups.batchAddGroupMembers({
+              organizationId: orgA,
+              groupId: ids.group(g),
+              organizationMembershipIds: membershipIds,
+            });
+            return res.results.filter((r) => r.added).length;
+          },
+          close: noClose,
+        };
+      case "Mixed": {
+        // The soak's traffic: writes and reads, in rotation.
+        const ops = [
+          (k: number) => add(k % d.groups),
+          (k: number) => remove(k % d.groups),
+          check,
+          listFor,
+          getGroup,
+          listFirst,
+        ];
+        return { op: (k) => ops[k % ops.length](Math.floor(k / ops.length)), close: noClose };
+      }
+    }
+    throw new Error(`unknown op ${name}`);
+  }
+
+  /** JetStream publish with ack and Nats-Msg-Id, headers and a body the size of an event, into a scratch stream. */
+  private async jetStreamPublish(): Promise<{ op: Op; close(): Promise<void> }> {
+    const nc = await this.natsConnection();
+    const jsm = await nc.jetstreamManager();
+    const id = randomBytes(4).toString("hex");
+    const stream = `BENCH_JS_${id.toUpperCase()}`;
+    const subject = `benchjs${id}.org_x.group.member_added`;
+    await jsm.streams.add({
+      name: stream,
+      subjects: [`benchjs${id}.>`],
+      storage: StorageType.File,
+      duplicate_window: nanos(120_000),
+    });
+    const js = nc.jetstream();
+    const body = randomBytes(220);
+    return {
+      op: async () => {
+        const msgId = `event_${this.nextUlid()}`;
+        const h = headers();
+        h.set("Content-Type", "application/protobuf");
+        h.set("ce-specversion", "1.0");
+        h.set("ce-id", msgId);
+        h.set("ce-type", "group.member_added");
+        h.set("ce-source", "/groups.v1/organizations/org_x");
+        h.set("ce-time", new Date().toISOString());
+        await js.publish(subject, body, { msgID: msgId, headers: h, timeout: 5_000 });
+        return 1;
+      },
+      close: async () => {
+        await jsm.streams.delete(stream).catch(() => undefined);
+      },
+    };
+  }
+
+  /**
+   * The statements the service runs for each call (as TypeORM issues them:
+   * text protocol, READ COMMITTED set per transaction), through a plain
+   * mysql2 pool of `concurrency` connections. Outbox rows go to
+   * bench_raw_events (a copy of `events`), so the relay has nothing to do.
+   */
+  private async raw(
+    name: RawOp,
+    concurrency: number,
+    pick: (n: number) => number,
+    batchSize: number,
+  ): Promise<{ op: Op; close(): Promise<void> }> {
+    const d = this.init.dataset;
+    const pool = mysql.createPool({
+      uri: this.init.databaseUrl,
+      connectionLimit: concurrency,
+      timezone: "Z",
+      multipleStatements: true,
+    });
+    const close = () => pool.end();
+    const tx = async (work: (c: mysql.PoolConnection) => Promise<number>) => {
+      const c = await pool.getConnection();
+      try {
+        await c.query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED");
+        await c.query("START TRANSACTION");
+        try {
+          const n = await work(c);
+          await c.query("COMMIT");
+          return n;
+        } catch (err) {
+          await c.query("ROLLBACK");
+          throw err;
+        }
+      } finally {
+        c.release();
+      }
+    };
+    const eventRow = (type: string, g: string, org: string, m: string, user: string) => {
+      const payload = JSON.stringify({
+        kind: "member",
+        groupId: g,
+        organizationMembershipId: m,
+        organizationId: org,
+        userId: user,
+      });
+      return fmt("(?, ?, ?, ?, 'api', ?, ?)", [
+        `event_${this.nextUlid()}`,
+        type,
+        org,
+        g,
+        payload,
+        new Date(),
+      ]);
+    };
+    /**
+     * A member change: the group under a share lock, the memberships with
+     * their links and the count in one SELECT, then the writes — the links,
+     * one delta row of the count (upsert), the outbox rows — in one round trip.
+     */
+    const changeTx = (g: number, members: number[], op: "add" | "remove") =>
+      tx(async (c) => {
+        const group = ids.group(g);
+        const mids = members.map(ids.memberA);
+        await c.query(`${FIND_GROUP} LOCK IN SHARE MODE`, [group, ids.orgA]);
+        const [rows] = await c.query<mysql.RowDataPacket[]>(
+          `SELECT ${MEMBERSHIP_COLUMNS},
+             EXISTS (SELECT 1 FROM group_memberships gm
+                     WHERE gm.group_id = ? AND gm.organization_membership_id = m.id) AS linked,
+             (SELECT ${MEMBER_COUNT} FROM org_groups g WHERE g.id = ?) AS memberCount
+           FROM organization_memberships m WHERE m.id IN (?)`,
+          [group, group, mids],
+        );
+        const linked = new Set(
+          rows.filter((r) => Number(r.linked) === 1).map((r) => r.id as string),
+        );
+        const changed = members.filter((i) => linked.has(ids.memberA(i)) === (op === "remove"));
+        if (changed.length === 0) return 0;
+        const at = new Date();
+        // The writes (links, one count-delta row, the outbox rows) in one multi-statement round trip.
+        const links =
+          op === "add"
+            ? fmt(
+                "INSERT INTO group_memberships (group_id, organization_membership_id, organization_id, created_at) VALUES ?",
+                [changed.map((i) => [group, ids.memberA(i), ids.orgA, at])],
+              )
+            : fmt(
+                "DELETE FROM group_memberships WHERE group_id = ? AND organization_membership_id IN (?)",
+                [group, changed.map(ids.memberA)],
+              );
+        const count = fmt(
+          "INSERT INTO group_member_counts (group_id, shard, delta) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE delta = delta + VALUES(delta)",
+          [group, Math.floor(Math.random() * 16), op === "add" ? changed.length : -changed.length],
+        );
+        const type = op === "add" ? "group.member_added" : "group.member_removed";
+        const events: string[] = [];
+        for (let s = 0; s < changed.length; s += 500) {
+          events.push(
+            EVENT_INSERT +
+              changed
+                .slice(s, s + 500)
+                .map((i) => eventRow(type, group, ids.orgA, ids.memberA(i), ids.userA(i)))
+                .join(", "),
+          );
+        }
+        await c.query([links, count, ...events].join(";\n"));
+        return changed.length;
+      });
+    const addTx = (g: number, members: number[]) => changeTx(g, members, "add");
+    const findMembership = (c: mysql.Pool, id: string) =>
+      c.query(
+        `SELECT ${MEMBERSHIP_COLUMNS} FROM organization_memberships m WHERE m.id = ? AND EXISTS (SELECT 1 FROM organizations o WHERE o.id = m.organization_id AND o.deleted_at IS NULL)`,
+        [id],
+      );
+    const findGroup = (org: string, group: string) => pool.query(FIND_GROUP, [group, org]);
+    /** ListGroupMembers: the group, the cursor's check, a keyset page of links, the memberships by id. */
+    const membersPage = async (after?: string) => {
+      await findGroup(ids.orgB, ids.bigGroup);
+      if (after)
+        await pool.query(
+          "SELECT COUNT(DISTINCT(m.id)) AS cnt FROM organization_memberships m WHERE m.id = ? AND m.organization_id = ?",
+          [after, ids.orgB],
+        );
+      const [links] = await pool.query<mysql.RowDataPacket[]>(
+        `SELECT gm.organization_membership_id AS id FROM group_memberships gm WHERE gm.group_id = ?${after ? " AND gm.organization_membership_id < ?" : ""} ORDER BY gm.organization_membership_id DESC LIMIT 101`,
+        after ? [ids.bigGroup, after] : [ids.bigGroup],
+      );
+      await pool.query(
+        `SELECT ${MEMBERSHIP_COLUMNS} FROM organization_memberships m WHERE m.id IN (?)`,
+        [links.slice(0, 100).map((r) => r.id as string)],
+      );
+      return 1;
+    };
+
+    switch (name) {
+      case "raw.twoInsertTx": {
+        await pool.query(
+          "CREATE TABLE IF NOT EXISTS bench_raw_a (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(40)) ENGINE=InnoDB",
+        );
+        await pool.query(
+          "CREATE TABLE IF NOT EXISTS bench_raw_b (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(40)) ENGINE=InnoDB",
+        );
+        const op = async () => {
+          const c = await pool.getConnection();
+          try {
+            await c.query("BEGIN");
+            await c.query("INSERT INTO bench_raw_a (v) VALUES ('x')");
+            await c.query("INSERT INTO bench_raw_b (v) VALUES ('y')");
+            await c.query("COMMIT");
+            return 1;
+          } finally {
+            c.release();
+          }
+        };
+        return { op, close };
+      }
+      case "raw.addGroupMemberTx.spread":
+        return {
+          op: (k) => addTx(k % d.groups, [this.alloc.nonMember(k % d.groups)]).then(() => 1),
+          close,
+        };
+      case "raw.addGroupMemberTx.hot":
+        return {
+          op: () => addTx(d.hotGroup, [this.alloc.nonMember(d.hotGroup)]).then(() => 1),
+          close,
+        };
+      case "raw.batchAddTx":
+        return {
+          op: () => {
+            const g = this.batchCalls++ % d.groups;
+            return addTx(
+              g,
+              Array.from({ length: batchSize }, () => this.alloc.nonMember(g)),
+            );
+          },
+          close,
+        };
+      case "raw.removeGroupMemberTx":
+        return {
+          op: async (k) => {
+            await changeTx(k % d.groups, [this.alloc.member(k % d.groups)], "remove");
+            return 1;
+          },
+          close,
+        };
+      case "raw.checkGroupMembership":
+        return {
+          op: async () => {
+            const i = pick(d.memberships);
+            const mine = seededGroupsOf(d, i);
+            const groupIds = new Set<string>();
+            for (let j = 0; j < 5; j++) groupIds.add(ids.group(mine[pick(mine.length)]));
+            while (groupIds.size < 10) groupIds.add(ids.group(pick(d.groups)));
+            await findMembership(pool, ids.memberA(i));
+            await pool.query(
+              "SELECT gm.group_id AS id FROM group_memberships gm INNER JOIN org_groups g ON g.id = gm.group_id AND g.deleted_at IS NULL WHERE gm.organization_membership_id = ? AND gm.group_id IN (?)",
+              [ids.memberA(i), [...groupIds]],
+            );
+            return 1;
+          },
+          close,
+        };
+      case "raw.listGroupsForMembership":
+        return {
+          op: async () => {
+            const m = ids.memberA(pick(d.memberships));
+            await findMembership(pool, m);
+            await pool.query(
+              `SELECT ${GROUP_COLUMNS} FROM group_memberships gm FORCE INDEX (ix_group_memberships_member) JOIN org_groups g ON g.id = gm.group_id AND g.deleted_at IS NULL WHERE gm.organization_membership_id = ? ORDER BY gm.group_id DESC LIMIT 101`,
+              [m],
+            );
+            return 1;
+          },
+          close,
+        };
+      case "raw.listGroupMembers.first":
+        return { op: () => membersPage(), close };
+      case "raw.listGroupMembers.deep": {
+        const cursors = this.init.deepCursors;
+        return { op: (k) => membersPage(cursors[k % cursors.length]), close };
+      }
+      case "raw.getGroup":
+        return {
+          op: async () => {
+            await findGroup(ids.orgA, ids.group(pick(d.groups)));
+            return 1;
+          },
+          close,
+        };
+      case "raw.createGroupTx":
+        return {
+          op: () =>
+            tx(async (c) => {
+              const at = new Date();
+              const group = ids.rawGroup(this.rawGroups++);
+              await c.query("SELECT 1 FROM organizations WHERE id = ? AND deleted_at IS NULL", [
+                ids.orgA,
+              ]);
+              await c.query(
+                "INSERT INTO org_groups (id, organization_id, name, description, member_count, version, created_at, updated_at, deleted_at) VALUES (?, ?, ?, NULL, 0, 1, ?, ?, NULL)",
+                [group, ids.orgA, `Raw ${group}`, at, at],
+              );
+              const payload = JSON.stringify({
+                kind: "group",
+                group: { id: group, organizationId: ids.orgA, name: `Raw ${group}` },
+              });
+              await c.query(
+                EVENT_INSERT +
+                  fmt("(?, 'group.created', ?, ?, 'api', ?, ?)", [
+                    `event_${this.nextUlid()}`,
+                    ids.orgA,
+                    group,
+                    payload,
+                    at,
+                  ]),
+              );
+              return 1;
+            }),
+          close,
+        };
+    }
+    throw new Error(`unknown raw op ${name}`);
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * The load generator: a process of its own (started by bench/run.ts with an
+ * IPC channel), so the service's process only serves. It runs one case at a
+ * time on request and answers with the measurement and the CPU each process
+ * used meanwhile.
+ */
+import { closedLoop, openLoop, type Measurement } from "./lib/measure.js";
+import { OpContext, type Door, type OpName, type WorkerInit } from "./lib/ops.js";
+import { cpuWindow, type CpuShares, type Pids } from "./lib/proc.js";
+
+export interface RunSpec {
+  op: OpName;
+  door: Door;
+  concurrency: number;
+  seconds: number;
+  warmupSeconds: number;
+  /** Open loop at `rate` calls/s (at most `concurrency` in flight) instead of a closed loop. */
+  rate?: number;
+  /** Stop after this many calls instead of after `seconds`. */
+  maxCalls?: number;
+  batchSize?: number;
+  pids: Pids;
+}
+
+export type RunResult = Measurement & {
+  cpu: CpuShares;
+  offeredPerSecond?: number;
+  skipped?: number;
+};
+
+export type WorkerRequest =
+  | { type: "init"; init: WorkerInit }
+  | { type: "run"; spec: RunSpec }
+  | { type: "retarget"; grpcUrl: string; httpUrl: string }
+  | { type: "info" }
+  | { type: "close" };
+
+let ctx: OpContext | undefined;
+
+async function handle(req: WorkerRequest): Promise<unknown> {
+  switch (req.type) {
+    case "init":
+      ctx = new OpContext(req.init);
+      return null;
+    case "retarget":
+      ctx!.retarget(req.grpcUrl, req.httpUrl);
+      return null;
+    case "info":
+      return { natsVersion: await ctx!.natsVersion(), pairWraps: ctx!.alloc.wraps };
+    case "close":
+      await ctx?.close();
+      return null;
+    case "run": {
+      const s = req.spec;
+      const { op, close } = await ctx!.prepare(s.op, s.door, s.concurrency, {
+        batchSize: s.batchSize,
+      });
+      let endCpu: (() => CpuShares) | undefined;
+      const pids = { ...s.pids, loadgen: process.pid };
+      const timer = setTimeout(() => (endCpu = cpuWindow(pids)), s.warmupSeconds * 1000);
+      try {
+        const m =
+          s.rate !== undefined
+            ? await openLoop(op, {
+                ratePerSecond: s.rate,
+                seconds: s.seconds,
+                warmupSeconds: s.warmupSeconds,
+                maxInFlight: s.concurrency,
+              })
+            : await closedLoop(op, s);
+        clearTimeout(timer);
+        const cpu = (endCpu ?? cpuWindow(pids))();
+        return { ...m, cpu } satisfies RunResult;
+      } finally {
+        clearTimeout(timer);
+        await close();
+      }
+    }
+  }
+}
+
+process.on("message", (msg: { id: number; req: WorkerRequest }) => {
+  handle(msg.req).then(
+    (value) => process.send!({ id: msg.id, ok: true, value }),
+    (err: unknown) =>
+      process.send!({ id: msg.id, ok: false, error: String((err as Error)?.stack ?? err) }),
+  );
+});
+process.on("disconnect", () => process.exit(0));

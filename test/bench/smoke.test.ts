@@ -1,0 +1,64 @@
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import { buildPlan } from "../../bench/lib/plan.js";
+import type { BenchResults } from "../../bench/lib/results.js";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const dir = mkdtempSync(path.join(tmpdir(), "groups-bench-smoke-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/**
+ * `npm run bench:smoke` end to end, in its own process: it must finish and
+ * write a results file with every case of the plan, each of which completed
+ * calls. No timing is asserted: the figures of a few-second run on a shared
+ * machine mean nothing.
+ */
+describe("benchmark smoke", () => {
+  it("runs every case and writes the results", { timeout: 180_000 }, async () => {
+    const out = path.join(dir, "smoke.json");
+    const output: string[] = [];
+    const code = await new Promise<number | null>((resolve) => {
+      const child = spawn(process.execPath, ["--import", "tsx", "bench/run.ts", "--smoke"], {
+        cwd: root,
+        env: { ...process.env, BENCH_OUT: out, BENCH_MARKDOWN: "0", BENCH_ONLY: "" },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      child.stdout.on("data", (d: Buffer) => output.push(d.toString()));
+      child.stderr.on("data", (d: Buffer) => output.push(d.toString()));
+      child.on("exit", (c) => resolve(c));
+    });
+    expect(code, output.join("")).toBe(0);
+
+    const r = JSON.parse(readFileSync(out, "utf8")) as BenchResults;
+    const expected = buildPlan([16], []).map((c) => c.key);
+    expect(r.cases.map((c) => c.key).sort()).toEqual([...expected].sort());
+    for (const c of r.cases) {
+      expect(
+        c.ok,
+        `${c.key}: no call completed (${JSON.stringify(c.errorSamples)})`,
+      ).toBeGreaterThan(0);
+      expect(c.errors, `${c.key}: ${JSON.stringify(c.errorSamples)}`).toBe(0);
+      expect(c.items, c.key).toBeGreaterThan(0);
+      expect(c.latency.count, c.key).toBe(c.ok);
+    }
+    for (const c of r.cases.filter((c) => c.kind === "service"))
+      expect(c.ratios.sameSql, c.key).toBeGreaterThan(0);
+
+    expect(r.relay.latency).toHaveLength(2);
+    for (const l of r.relay.latency) {
+      expect(l.calls.ok, l.label).toBeGreaterThan(0);
+      expect(l.streamLatency.count, l.label).toBeGreaterThan(0);
+      expect(l.serverLag.events, l.label).toBeGreaterThan(0);
+    }
+    expect(r.relay.backlog?.events).toBeGreaterThan(0);
+    expect(r.memory.soak.calls.ok).toBeGreaterThan(0);
+    expect(r.memory.soak.series.length).toBeGreaterThan(0);
+    expect(r.memory.peakRssMb).toBeGreaterThan(0);
+    expect(r.seed.rows.group_memberships).toBeGreaterThan(0);
+    expect(r.targets.length).toBeGreaterThanOrEqual(12);
+  });
+});
