@@ -22,11 +22,8 @@ export async function rewriteRequestFaults(
   res: UniversalServerResponse,
 ): Promise<UniversalServerResponse> {
   const type = res.header?.get("content-type") ?? "";
-  // A rewritten body may change length: let the transport frame it instead.
-  const header = new Headers(res.header);
-  header.delete("content-length");
   if (type.startsWith("application/grpc-web")) {
-    return { ...res, header, body: res.body && mapFrames(res.body, 0x80, rewriteGrpcWebTrailer) };
+    return framed(res, mapFrames(res.body, 0x80, rewriteGrpcWebTrailer));
   }
   if (type.startsWith("application/grpc")) {
     if (res.header) rewriteGrpcStatus(res.header);
@@ -36,12 +33,23 @@ export async function rewriteRequestFaults(
     };
   }
   if (type.startsWith("application/connect+")) {
-    return { ...res, header, body: res.body && mapFrames(res.body, 0x02, rewriteConnectEndStream) };
+    return framed(res, mapFrames(res.body, 0x02, rewriteConnectEndStream));
   }
+  // Successful Connect unary answers pass untouched; only a 500 is read.
   if (res.status === 500 && type.startsWith("application/json") && res.body) {
-    return rewriteConnectUnary({ ...res, header }, res.body);
+    return rewriteConnectUnary(res, res.body);
   }
   return res;
+}
+
+/** A response with a new body whose length may differ: the transport frames it instead. */
+function framed(
+  res: UniversalServerResponse,
+  body: AsyncIterable<Uint8Array> | undefined,
+): UniversalServerResponse {
+  const header = new Headers(res.header);
+  header.delete("content-length");
+  return { ...res, header, body };
 }
 
 function rewriteGrpcStatus(h: Headers): void {
@@ -80,7 +88,7 @@ async function rewriteConnectUnary(
   const error = JSON.parse(bytes.toString("utf8")) as { code: string; message?: string };
   if (!isRequestFault(error.code, error.message ?? "")) return { ...res, body: once(bytes) };
   error.code = INVALID;
-  return { ...res, status: 400, body: once(encoder.encode(JSON.stringify(error))) };
+  return { ...framed(res, once(encoder.encode(JSON.stringify(error)))), status: 400 };
 }
 
 async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
@@ -100,10 +108,11 @@ async function* afterBody(
  * bytes, payload), rewriting the frames whose flags include `flag`.
  */
 async function* mapFrames(
-  body: AsyncIterable<Uint8Array>,
+  body: AsyncIterable<Uint8Array> | undefined,
   flag: number,
   rewrite: (payload: Uint8Array) => Uint8Array,
 ): AsyncIterable<Uint8Array> {
+  if (!body) return;
   let pending = Buffer.alloc(0);
   for await (const chunk of body) {
     pending = pending.length ? Buffer.concat([pending, chunk]) : Buffer.from(chunk);
