@@ -2,6 +2,12 @@ import { randomBytes } from "node:crypto";
 import mysql from "mysql2/promise";
 import { connect, headers, nanos, StorageType, type NatsConnection } from "nats";
 import { monotonicFactory } from "ulid";
+import {
+  GROUP_COLUMNS,
+  MEMBER_COUNT,
+  MEMBERSHIP_COLUMNS,
+} from "../../server/src/store/pagination.js";
+import { rng } from "../../test/support/rng.js";
 import { connectClients, grpcClients, type DoorClients } from "./clients.js";
 import { ids, PairAllocator, seededGroupsOf, type Dataset } from "./dataset.js";
 import type { Op } from "./measure.js";
@@ -58,31 +64,10 @@ export interface WorkerInit {
 /** mysql2's escaping, times in UTC like the pools (timezone "Z"). */
 const fmt = (sql: string, values: unknown[]) => mysql.format(sql, values as never, false, "Z");
 
-/** Deterministic pseudo-random numbers (mulberry32), so runs draw the same ids. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-// The service's SQL as of this suite's writing (server/src/store): keep in step with it.
-const MEMBER_COUNT =
-  "CAST(g.member_count + COALESCE((SELECT SUM(c.delta) FROM group_member_counts c " +
-  "WHERE c.group_id = g.id), 0) AS SIGNED)";
-const GROUP_COLUMNS =
-  `g.id, g.organization_id AS organizationId, g.name, g.description, ${MEMBER_COUNT} AS memberCount, ` +
-  "g.version, g.created_at AS createdAt, g.updated_at AS updatedAt";
+// The service's own select lists (server/src/store), so the baselines follow the store's SQL.
 const FIND_GROUP =
   `SELECT ${GROUP_COLUMNS} FROM org_groups g WHERE g.id = ? AND g.organization_id = ? AND g.deleted_at IS NULL ` +
   "AND EXISTS (SELECT 1 FROM organizations o WHERE o.id = g.organization_id AND o.deleted_at IS NULL)";
-const MEMBERSHIP_COLUMNS =
-  "m.id, m.organization_id AS organizationId, m.user_id AS userId, m.status, " +
-  "m.created_at AS createdAt, m.updated_at AS updatedAt";
 const EVENT_INSERT =
   "INSERT INTO bench_raw_events (id, type, organization_id, group_id, cause, payload, created_at) VALUES ";
 

@@ -36,18 +36,7 @@ import {
   type DescMethod,
   type DescService,
 } from "@bufbuild/protobuf";
-import {
-  Code,
-  ConnectError,
-  createClient,
-  type Interceptor,
-  type Transport,
-} from "@connectrpc/connect";
-import {
-  createConnectTransport,
-  createGrpcTransport,
-  createGrpcWebTransport,
-} from "@connectrpc/connect-node";
+import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import fc from "fast-check";
 import type { RowDataPacket } from "mysql2/promise";
@@ -637,27 +626,9 @@ let t: TestServer;
 const outcomes = new Map<string, number>();
 const count = (key: string) => outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
 
+/** The shared test transport; "connect-json" is its "connect" door. */
 function fuzzTransport(door: FuzzDoor): Transport {
-  const auth: Interceptor = (next) => (req) => {
-    req.header.set("authorization", `Bearer ${t.apiKey}`);
-    return next(req);
-  };
-  const interceptors = [auth];
-  switch (door) {
-    case "grpc":
-      return createGrpcTransport({ baseUrl: `http://${t.grpcAddress}`, interceptors });
-    case "connect-json":
-      return createConnectTransport({ baseUrl: t.httpUrl, httpVersion: "1.1", interceptors });
-    case "connect-proto":
-      return createConnectTransport({
-        baseUrl: t.httpUrl,
-        httpVersion: "1.1",
-        useBinaryFormat: true,
-        interceptors,
-      });
-    case "grpc-web":
-      return createGrpcWebTransport({ baseUrl: t.httpUrl, httpVersion: "1.1", interceptors });
-  }
+  return t.transport(door === "connect-json" ? "connect" : door);
 }
 
 type AnyClient = Record<
@@ -1401,11 +1372,13 @@ const connectUnaryArb: fc.Arbitrary<ConnectUnarySpec> = fc.constantFrom(...UNARY
   }),
 );
 
+/** A fuzzed message as bytes: its binary payload, or its JSON text. */
+function rawMessage(binary: boolean, s: Pick<ConnectUnarySpec, "proto" | "json">): Buffer {
+  return binary ? Buffer.from(payloadBytes(s.proto)) : Buffer.from(jsonBodyText(s.json), "utf8");
+}
+
 async function postConnectUnary(s: ConnectUnarySpec): Promise<void> {
-  const raw =
-    s.contentType === "application/proto"
-      ? Buffer.from(payloadBytes(s.proto))
-      : Buffer.from(jsonBodyText(s.json), "utf8");
+  const raw = rawMessage(s.contentType === "application/proto", s);
   const { body, header } = encode(raw, s.encoding);
   const headers: Record<string, string> = {
     ...authHeader(),
@@ -1665,10 +1638,7 @@ const connectGetArb: fc.Arbitrary<ConnectGetSpec> = fc
   );
 
 async function getConnect(s: ConnectGetSpec): Promise<void> {
-  const raw =
-    s.encoding === "proto"
-      ? Buffer.from(payloadBytes(s.proto))
-      : Buffer.from(jsonBodyText(s.json), "utf8");
+  const raw = rawMessage(s.encoding === "proto", s);
   const { body, header } = encode(raw, s.compression);
   const q = new URLSearchParams({ connect: "v1", encoding: s.encoding });
   q.set("message", s.base64 ? body.toString("base64url") : body.toString("latin1"));

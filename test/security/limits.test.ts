@@ -8,19 +8,7 @@
  */
 import http2 from "node:http2";
 import { create, toBinary } from "@bufbuild/protobuf";
-import {
-  Code,
-  ConnectError,
-  createClient,
-  type Client,
-  type Interceptor,
-  type Transport,
-} from "@connectrpc/connect";
-import {
-  createConnectTransport,
-  createGrpcTransport,
-  createGrpcWebTransport,
-} from "@connectrpc/connect-node";
+import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
 import type { RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventsService } from "../../clients/src/gen/groups/v1/events_pb.js";
@@ -43,29 +31,9 @@ let orgId: string;
 const DOORS = ["grpc", "connect-json", "connect-proto", "grpc-web", "grpc-on-port"] as const;
 type Door = (typeof DOORS)[number];
 
+/** The shared test transport; "connect-json" is its "connect" door. */
 function transport(door: Door): Transport {
-  const auth: Interceptor = (next) => (req) => {
-    req.header.set("authorization", `Bearer ${t.apiKey}`);
-    return next(req);
-  };
-  const interceptors = [auth];
-  switch (door) {
-    case "grpc":
-      return createGrpcTransport({ baseUrl: `http://${t.grpcAddress}`, interceptors });
-    case "grpc-on-port":
-      return createGrpcTransport({ baseUrl: t.httpUrl, interceptors });
-    case "connect-json":
-      return createConnectTransport({ baseUrl: t.httpUrl, httpVersion: "1.1", interceptors });
-    case "connect-proto":
-      return createConnectTransport({
-        baseUrl: t.httpUrl,
-        httpVersion: "1.1",
-        useBinaryFormat: true,
-        interceptors,
-      });
-    case "grpc-web":
-      return createGrpcWebTransport({ baseUrl: t.httpUrl, httpVersion: "1.1", interceptors });
-  }
+  return t.transport(door === "connect-json" ? "connect" : door);
 }
 
 async function groupRows(): Promise<number> {

@@ -17,6 +17,8 @@ import { createTestDatabase, TEST_DATABASE, type TestDatabase } from "./database
 /** The ways a client can reach the service; tests run the same checks through each. */
 export const DOORS = ["grpc", "connect", "grpc-web"] as const;
 export type Door = (typeof DOORS)[number];
+/** Every door a transport can take: also Connect's binary format, and gRPC on PORT. */
+export type AnyDoor = Door | "connect-proto" | "grpc-on-port";
 
 export interface Clients {
   groups: Client<typeof GroupsService>;
@@ -31,7 +33,7 @@ export interface TestServer {
   httpUrl: string;
   /** Generated clients over the given front door: gRPC on GRPC_PORT (grpc-js); Connect and gRPC-Web on PORT. */
   clients(door: Door, opts?: { token?: string | null }): Clients;
-  transport(door: Door, opts?: { token?: string | null }): Transport;
+  transport(door: AnyDoor, opts?: { token?: string | null }): Transport;
   close(): Promise<void>;
 }
 
@@ -61,7 +63,7 @@ export async function startTestServer(
   const grpcAddress = `127.0.0.1:${server.grpcPort}`;
   const httpUrl = `http://127.0.0.1:${server.httpPort}`;
 
-  const transport = (door: Door, opts: { token?: string | null } = {}): Transport => {
+  const transport = (door: AnyDoor, opts: { token?: string | null } = {}): Transport => {
     const token = opts.token === undefined ? apiKey : opts.token;
     const auth: Interceptor = (next) => (req) => {
       if (token !== null) req.header.set("authorization", `Bearer ${token}`);
@@ -71,8 +73,17 @@ export async function startTestServer(
     switch (door) {
       case "grpc":
         return createGrpcTransport({ baseUrl: `http://${grpcAddress}`, interceptors });
+      case "grpc-on-port":
+        return createGrpcTransport({ baseUrl: httpUrl, interceptors });
       case "connect":
         return createConnectTransport({ baseUrl: httpUrl, httpVersion: "1.1", interceptors });
+      case "connect-proto":
+        return createConnectTransport({
+          baseUrl: httpUrl,
+          httpVersion: "1.1",
+          useBinaryFormat: true,
+          interceptors,
+        });
       case "grpc-web":
         return createGrpcWebTransport({ baseUrl: httpUrl, httpVersion: "1.1", interceptors });
     }

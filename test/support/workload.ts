@@ -11,6 +11,7 @@
 import { groupKey, memberKey } from "./faults.js";
 import type { Clients } from "./server.js";
 import { waitFor } from "./wait.js";
+import { rng } from "./rng.js";
 
 export interface CallOptions {
   onFailure: "retry" | "uncertain";
@@ -38,18 +39,6 @@ export function directCaller(conn: Clients): Caller {
     async call(fn) {
       return { value: await fn(conn), retried: false, uncertain: false };
     },
-  };
-}
-
-/** A small seeded PRNG (mulberry32), so a worker's choices repeat from run to run. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
 
