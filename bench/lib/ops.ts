@@ -7,6 +7,11 @@ import {
   MEMBER_COUNT,
   MEMBERSHIP_COLUMNS,
 } from "../../server/src/store/pagination.js";
+import {
+  groupsOfMemberStatement,
+  membershipInGroupsStatement,
+} from "../../server/src/store/group-members.js";
+import { membershipStatement } from "../../server/src/store/memberships.js";
 import { rng } from "../../test/support/rng.js";
 import { connectClients, grpcClients, type DoorClients } from "./clients.js";
 import { ids, PairAllocator, seededGroupsOf, type Dataset } from "./dataset.js";
@@ -394,11 +399,6 @@ export class OpContext {
         return changed.length;
       });
     const addTx = (g: number, members: number[]) => changeTx(g, members, "add");
-    const findMembership = (c: mysql.Pool, id: string) =>
-      c.query(
-        `SELECT ${MEMBERSHIP_COLUMNS} FROM organization_memberships m WHERE m.id = ? AND EXISTS (SELECT 1 FROM organizations o WHERE o.id = m.organization_id AND o.deleted_at IS NULL)`,
-        [id],
-      );
     const findGroup = (org: string, group: string) => pool.query(FIND_GROUP, [group, org]);
     /** ListGroupMembers: the group, the cursor's check, a keyset page of links, the memberships by id. */
     const membersPage = async (after?: string) => {
@@ -478,11 +478,8 @@ export class OpContext {
             const groupIds = new Set<string>();
             for (let j = 0; j < 5; j++) groupIds.add(ids.group(mine[pick(mine.length)]));
             while (groupIds.size < 10) groupIds.add(ids.group(pick(d.groups)));
-            await findMembership(pool, ids.memberA(i));
-            await pool.query(
-              "SELECT gm.group_id AS id FROM group_memberships gm INNER JOIN org_groups g ON g.id = gm.group_id AND g.deleted_at IS NULL WHERE gm.organization_membership_id = ? AND gm.group_id IN (?)",
-              [ids.memberA(i), [...groupIds]],
-            );
+            const { sql, params } = membershipInGroupsStatement(ids.memberA(i), [...groupIds]);
+            await pool.query(sql, params);
             return 1;
           },
           close,
@@ -490,11 +487,15 @@ export class OpContext {
       case "raw.listGroupsForMembership":
         return {
           op: async () => {
+            // The membership and the page in one round trip, as groupsOfMember sends them.
             const m = ids.memberA(pick(d.memberships));
-            await findMembership(pool, m);
+            const statements = [
+              membershipStatement(m),
+              groupsOfMemberStatement("mysql", m, { limit: 100, order: "desc" }),
+            ];
             await pool.query(
-              `SELECT ${GROUP_COLUMNS} FROM group_memberships gm FORCE INDEX (ix_group_memberships_member) JOIN org_groups g ON g.id = gm.group_id AND g.deleted_at IS NULL WHERE gm.organization_membership_id = ? ORDER BY gm.group_id DESC LIMIT 101`,
-              [m],
+              statements.map((st) => st.sql).join(";\n"),
+              statements.flatMap((st) => st.params),
             );
             return 1;
           },

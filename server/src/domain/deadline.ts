@@ -5,7 +5,15 @@ import { DomainError } from "./errors.js";
  * The deadline of the call being served, carried implicitly so the store can
  * refuse to commit work whose caller has already been told it failed.
  */
-const current = new AsyncLocalStorage<AbortSignal>();
+const current = new AsyncLocalStorage<CallDeadline>();
+
+/** When the current call stops being worth finishing: its client left, or its time ran out. */
+export interface CallDeadline {
+  /** The transport's signal: aborted when the client cancels. */
+  readonly cancelled: AbortSignal;
+  /** performance.now() at which the call's time runs out. */
+  readonly at: number;
+}
 
 export const deadlineExceeded = () =>
   new DomainError(
@@ -14,8 +22,8 @@ export const deadlineExceeded = () =>
     "the call did not finish within its deadline",
   );
 
-export function withDeadline<T>(signal: AbortSignal, work: () => T): T {
-  return current.run(signal, work);
+export function withDeadline<T>(deadline: CallDeadline, work: () => T): T {
+  return current.run(deadline, work);
 }
 
 /** Runs `work` outside any call: background work a call started must not inherit its deadline. */
@@ -25,5 +33,6 @@ export function outsideCall<T>(work: () => T): T {
 
 /** Throws DEADLINE_EXCEEDED when the current call's deadline has passed. */
 export function throwIfPastDeadline(): void {
-  if (current.getStore()?.aborted) throw deadlineExceeded();
+  const d = current.getStore();
+  if (d && (d.cancelled.aborted || performance.now() >= d.at)) throw deadlineExceeded();
 }

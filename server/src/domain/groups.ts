@@ -309,21 +309,15 @@ export class Groups {
     v.id("organization_membership_id", "membership", input.membershipId);
     const page = parsePage(v, input, "group");
     v.throwIfAny();
-    const m = visibleOrThrow(
-      await memberships.findMembership(this.db.reader, input.membershipId),
-      input.membershipId,
-      input.within,
-    );
+    const found = await groupMembers.groupsOfMember(this.db.reader, input.membershipId, page);
+    visibleOrThrow(found.membership, input.membershipId, input.within);
     const cursor = cursorOf(page);
-    if (
-      cursor &&
-      !(await groups.groupInOrganization(this.db.reader, m.organizationId, cursor.id))
-    ) {
+    if (cursor && !found.cursorInOrganization) {
       throw invalidArgument([
         { field: cursor.field, description: "does not name a group of this organization" },
       ]);
     }
-    return groupMembers.listGroupsOfMember(this.db.reader, m.id, page);
+    return found.page;
   }
 
   /** The subset of `groupIds` (in request order, without repeats) the membership belongs to. */
@@ -339,15 +333,10 @@ export class Groups {
       v.add("group_ids", `at most ${CHECK_MAX} group ids are allowed`);
     input.groupIds.forEach((id, i) => v.id(`group_ids[${i}]`, "group", id));
     v.throwIfAny();
-    const m = visibleOrThrow(
-      await memberships.findMembership(this.db.reader, input.membershipId),
-      input.membershipId,
-      input.within,
-    );
-    const member = await groupMembers.memberOfGroups(this.db.reader, m.id, [
-      ...new Set(input.groupIds),
-    ]);
-    return [...new Set(input.groupIds)].filter((id) => member.has(id));
+    const asked = [...new Set(input.groupIds)];
+    const found = await groupMembers.membershipInGroups(this.db.reader, input.membershipId, asked);
+    visibleOrThrow(found?.membership, input.membershipId, input.within);
+    return asked.filter((id) => found?.groupIds.has(id));
   }
 
   /**

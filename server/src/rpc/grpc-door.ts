@@ -49,6 +49,8 @@ export function addGrpcServices(
 const serializer = (desc: DescMessage) => (message: unknown) =>
   Buffer.from(toBinary(desc, message as never));
 
+const CANCELLED = new Error("the call was cancelled or has ended");
+
 function unary(
   method: DescMethod,
   handler: (req: unknown, ctx: unknown) => Promise<unknown>,
@@ -56,7 +58,9 @@ function unary(
 ): grpc.handleUnaryCall<unknown, unknown> {
   return (call, callback) => {
     const abort = new AbortController();
-    call.on("cancelled", () => abort.abort());
+    // grpc-js reports every finished call as cancelled; a shared reason spares
+    // a DOMException (and its stack trace) per call.
+    call.on("cancelled", () => abort.abort(CANCELLED));
     pipeline
       .run(
         method,

@@ -107,13 +107,18 @@ export class CallPipeline {
     call: TransportCall,
     handler: (req: Req, ctx: CallContext) => Promise<Res>,
   ): Promise<Res> {
-    const deadline = AbortSignal.timeout(this.budgetMs(call.timeoutMs));
-    const ctx = this.context(method, call, AbortSignal.any([call.signal, deadline]));
+    // A plain timestamp and one timer, not AbortSignal.timeout/any: those cost
+    // a DOMException and event-target bookkeeping on every call.
+    const budget = this.budgetMs(call.timeoutMs);
+    const ctx = this.context(method, call, call.signal);
     const started = performance.now();
     this.inFlight++;
     try {
       await this.admit(method, req, call, ctx);
-      const res = await withDeadline(ctx.signal, () => racing(deadline, handler(req, ctx)));
+      const deadline = { cancelled: call.signal, at: started + budget };
+      const res = await withDeadline(deadline, () =>
+        racing(deadline.at - performance.now(), handler(req, ctx)),
+      );
       this.finish(ctx, call, started, "ok");
       return res;
     } catch (err) {
@@ -218,15 +223,12 @@ export class CallPipeline {
   }
 }
 
-/** The handler's answer, or DEADLINE_EXCEEDED as soon as the deadline passes. */
-function racing<T>(deadline: AbortSignal, work: Promise<T>): Promise<T> {
-  if (deadline.aborted) return Promise.reject(deadlineExceeded());
-  let onAbort: () => void = () => undefined;
+/** The handler's answer, or DEADLINE_EXCEEDED as soon as `ms` pass. */
+function racing<T>(ms: number, work: Promise<T>): Promise<T> {
+  if (ms <= 0) return Promise.reject(deadlineExceeded());
+  let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
-    onAbort = () => reject(deadlineExceeded());
-    deadline.addEventListener("abort", onAbort, { once: true });
+    timer = setTimeout(() => reject(deadlineExceeded()), ms);
   });
-  return Promise.race([work, expired]).finally(() =>
-    deadline.removeEventListener("abort", onAbort),
-  );
+  return Promise.race([work, expired]).finally(() => clearTimeout(timer));
 }

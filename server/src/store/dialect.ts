@@ -6,13 +6,19 @@ import type { DataSource, EntityManager, ObjectLiteral, SelectQueryBuilder } fro
  */
 export type Dialect = "mysql" | "sqlite";
 
-export function dialectOf(db: EntityManager | DataSource): Dialect {
+export function dialectOf(db: EntityManager | DataSource | Dialect): Dialect {
+  if (typeof db === "string") return db;
   const options = "connection" in db ? db.connection.options : db.options;
   return options.type === "better-sqlite3" ? "sqlite" : "mysql";
 }
 
 /** `table alias` read through the named index (see pagination.ts for why). */
-export function indexed(db: EntityManager, table: string, alias: string, index: string): string {
+export function indexed(
+  db: EntityManager | Dialect,
+  table: string,
+  alias: string,
+  index: string,
+): string {
   return dialectOf(db) === "sqlite"
     ? `${table} AS ${alias} INDEXED BY ${index}`
     : `${table} ${alias} FORCE INDEX (${index})`;
@@ -76,6 +82,23 @@ export async function executeAll(db: EntityManager, statements: Statement[]): Pr
     statements.flatMap((s) => s.params),
   )) as { affectedRows?: number } | { affectedRows?: number }[];
   return (Array.isArray(raw) ? raw : [raw]).map((r) => r.affectedRows ?? 0);
+}
+
+/**
+ * Rows of each SELECT, in order. On MySQL they go in one round trip (a
+ * multi-statement query), so reads that do not depend on each other's answers
+ * cost one wait instead of several; SQLite runs them one by one.
+ */
+export async function selectAll(db: EntityManager, statements: Statement[]): Promise<unknown[][]> {
+  if (dialectOf(db) === "sqlite" || statements.length === 1) {
+    const results: unknown[][] = [];
+    for (const s of statements) results.push(await select(db, s.sql, s.params));
+    return results;
+  }
+  return (await db.query(
+    statements.map((s) => s.sql).join(";\n"),
+    statements.flatMap((s) => s.params),
+  )) as unknown[][];
 }
 
 /** Raw rows of a SELECT. */

@@ -1,7 +1,7 @@
 import type { EntityManager } from "typeorm";
 import type { Group, Membership, Page, PageRequest } from "../domain/model.js";
 import { GroupEntity, GroupMembershipEntity } from "./entities.js";
-import { findMemberships } from "./memberships.js";
+import { findMemberships, membershipStatement } from "./memberships.js";
 import type { NewEvent } from "../domain/events.js";
 import {
   deleteLimited,
@@ -9,6 +9,8 @@ import {
   indexed,
   placeholders,
   select,
+  selectAll,
+  type Dialect,
   type Statement,
 } from "./dialect.js";
 import { ConcurrentChange, isDuplicateKey } from "./errors.js";
@@ -17,8 +19,10 @@ import { eventStatements } from "./outbox.js";
 import {
   GROUP_COLUMNS,
   keysetPage,
+  keysetStatement,
   MEMBER_COUNT,
   MEMBERSHIP_COLUMNS,
+  pageOf,
   reviveRow,
 } from "./pagination.js";
 
@@ -133,23 +137,37 @@ export async function deleteAllGroupMembershipsOf(
     .execute();
 }
 
-/** The subset of `groupIds` that are live groups the membership belongs to. */
-export async function memberOfGroups(
+/**
+ * CheckGroupMembership's one statement: the membership (if its organization
+ * is live), joined to those of `groupIds` that are live groups it belongs to
+ * — one row per such group, or one row with groupId NULL.
+ */
+export function membershipInGroupsStatement(membershipId: string, groupIds: string[]): Statement {
+  return {
+    sql:
+      `SELECT ${MEMBERSHIP_COLUMNS}, g.id AS groupId FROM organization_memberships m ` +
+      "JOIN organizations o ON o.id = m.organization_id AND o.deleted_at IS NULL " +
+      "LEFT JOIN (group_memberships gm JOIN org_groups g ON g.id = gm.group_id AND g.deleted_at IS NULL) " +
+      `ON gm.organization_membership_id = m.id AND gm.group_id IN ${placeholders(groupIds)} ` +
+      "WHERE m.id = ?",
+    params: [...groupIds, membershipId],
+  };
+}
+
+/** The membership (undefined if it or its organization is gone) and which of `groupIds` it is in. */
+export async function membershipInGroups(
   db: EntityManager,
   membershipId: string,
   groupIds: string[],
-): Promise<Set<string>> {
-  if (groupIds.length === 0) return new Set();
-  const rows = await db
-    .createQueryBuilder(GroupMembershipEntity, "gm")
-    .innerJoin(GroupEntity.options.name, "g", "g.id = gm.group_id AND g.deleted_at IS NULL")
-    .select("gm.group_id", "id")
-    .where("gm.organization_membership_id = :membershipId AND gm.group_id IN (:...groupIds)", {
-      membershipId,
-      groupIds,
-    })
-    .getRawMany<{ id: string }>();
-  return new Set(rows.map((r) => r.id));
+): Promise<{ membership: Membership; groupIds: Set<string> } | undefined> {
+  const { sql, params } = membershipInGroupsStatement(membershipId, groupIds);
+  const rows = await select<Membership & { groupId: string | null }>(db, sql, params);
+  if (rows.length === 0) return undefined;
+  const { groupId: _g, ...membership } = rows[0];
+  return {
+    membership: reviveRow(membership),
+    groupIds: new Set(rows.flatMap((r) => (r.groupId === null ? [] : [r.groupId]))),
+  };
 }
 
 /**
@@ -182,14 +200,13 @@ export async function listGroupMembers(
   return { ...links, items: links.items.flatMap((l) => found.get(l.id) ?? []) };
 }
 
-/** One page of the live groups a membership belongs to, by group id. */
-export async function listGroupsOfMember(
-  db: EntityManager,
+/** ListGroupsForOrganizationMembership's page of a membership's live groups, newest first by default. */
+export function groupsOfMemberStatement(
+  db: EntityManager | Dialect,
   membershipId: string,
   page: PageRequest,
-): Promise<Page<Group>> {
-  return keysetPage<Group>(
-    db,
+): Statement {
+  return keysetStatement(
     {
       columns: GROUP_COLUMNS,
       from:
@@ -201,8 +218,41 @@ export async function listGroupsOfMember(
       key: "gm.group_id",
     },
     page,
-    (g) => g.id,
   );
+}
+
+/**
+ * Everything ListGroupsForOrganizationMembership reads, in one round trip
+ * (selectAll): the membership (undefined if it or its organization is gone),
+ * whether the page's cursor names a group of the membership's organization,
+ * and the page. The caller discards the page when either check fails.
+ */
+export async function groupsOfMember(
+  db: EntityManager,
+  membershipId: string,
+  page: PageRequest,
+): Promise<{ membership?: Membership; cursorInOrganization: boolean; page: Page<Group> }> {
+  const cursor = page.before ?? page.after;
+  const [found, ...rest] = await selectAll(db, [
+    membershipStatement(membershipId),
+    ...(cursor === undefined
+      ? []
+      : [
+          {
+            sql:
+              "SELECT 1 AS ok FROM org_groups g JOIN organization_memberships m " +
+              "ON m.organization_id = g.organization_id WHERE g.id = ? AND m.id = ?",
+            params: [cursor, membershipId],
+          },
+        ]),
+    groupsOfMemberStatement(db, membershipId, page),
+  ]);
+  const groups = rest.at(-1) as Group[];
+  return {
+    membership: found[0] === undefined ? undefined : reviveRow(found[0] as Membership),
+    cursorInOrganization: cursor === undefined || rest[0].length > 0,
+    page: pageOf(groups, page, (g) => g.id),
+  };
 }
 
 /** Deletes up to `max` group memberships of one group; returns how many went. */

@@ -2,8 +2,8 @@ import type { EntityManager } from "typeorm";
 import type { Membership, MembershipStatus, Page, PageRequest } from "../domain/model.js";
 import { MembershipEntity } from "./entities.js";
 import { deleteAllGroupMembershipsOf } from "./group-members.js";
-import { forUpdate, indexed } from "./dialect.js";
-import { keysetPage, MEMBERSHIP_COLUMNS } from "./pagination.js";
+import { forUpdate, indexed, lockClause, select, type Statement } from "./dialect.js";
+import { keysetPage, MEMBERSHIP_COLUMNS, reviveRow } from "./pagination.js";
 
 export async function insertMembership(tx: EntityManager, m: Membership): Promise<void> {
   await tx.insert(MembershipEntity, m);
@@ -18,15 +18,22 @@ export async function findMembership(
   id: string,
   opts: { lock?: boolean } = {},
 ): Promise<Membership | undefined> {
-  const qb = db
-    .createQueryBuilder(MembershipEntity, "m")
-    .where("m.id = :id", { id })
-    .andWhere(
-      "EXISTS (SELECT 1 FROM organizations o WHERE o.id = m.organization_id AND o.deleted_at IS NULL)",
-    );
-  if (opts.lock) forUpdate(qb);
-  return (await qb.getOne()) ?? undefined;
+  const { sql, params } = membershipStatement(id);
+  const [row] = await select<Membership>(
+    db,
+    sql + (opts.lock ? lockClause(db, "update") : ""),
+    params,
+  );
+  return row === undefined ? undefined : reviveRow(row);
 }
+
+/** The membership, if its organization is live. */
+export const membershipStatement = (id: string): Statement => ({
+  sql:
+    `SELECT ${MEMBERSHIP_COLUMNS} FROM organization_memberships m WHERE m.id = ? AND ` +
+    "EXISTS (SELECT 1 FROM organizations o WHERE o.id = m.organization_id AND o.deleted_at IS NULL)",
+  params: [id],
+});
 
 /** Memberships among `ids` (any organization), keyed by id. */
 export async function findMemberships(

@@ -1,6 +1,6 @@
 import type { EntityManager } from "typeorm";
 import type { Page, PageRequest } from "../domain/model.js";
-import { readTime, select } from "./dialect.js";
+import { readTime, select, type Statement } from "./dialect.js";
 
 /** A keyset-paginated SELECT: columns FROM from WHERE where… on one key column. */
 export interface KeysetQuery {
@@ -20,16 +20,12 @@ export interface KeysetQuery {
 }
 
 /**
- * Runs one keyset page (never OFFSET, so every page costs the same). Fetches
- * one extra row to learn whether a further page exists. `before` scans
- * backwards from the cursor and flips the rows back into list order.
+ * One keyset page (never OFFSET, so every page costs the same), as a
+ * statement. Fetches one extra row to learn whether a further page exists.
+ * `before` scans backwards from the cursor; pageOf flips the rows back into
+ * list order.
  */
-export async function keysetPage<T>(
-  db: EntityManager,
-  query: KeysetQuery,
-  page: PageRequest,
-  keyOf: (row: T) => string,
-): Promise<Page<T>> {
+export function keysetStatement(query: KeysetQuery, page: PageRequest): Statement {
   const backward = page.before !== undefined;
   const scanAscending = backward ? page.order !== "asc" : page.order === "asc";
   const cursor = page.before ?? page.after;
@@ -43,7 +39,13 @@ export async function keysetPage<T>(
     `SELECT ${query.columns} FROM ${query.from}` +
     (where.length ? ` WHERE ${where.join(" AND ")}` : "") +
     ` ORDER BY ${query.key} ${scanAscending ? "ASC" : "DESC"} LIMIT ${page.limit + 1}`;
-  const rows = (await select<T>(db, sql, params)).map(reviveRow);
+  return { sql, params };
+}
+
+/** The page a keysetStatement's rows make. */
+export function pageOf<T>(rawRows: T[], page: PageRequest, keyOf: (row: T) => string): Page<T> {
+  const backward = page.before !== undefined;
+  const rows = rawRows.map(reviveRow);
   const more = rows.length > page.limit;
   const items = rows.slice(0, page.limit);
   if (backward) items.reverse();
@@ -57,6 +59,17 @@ export async function keysetPage<T>(
     before: page.after !== undefined && first ? keyOf(first) : "",
     after: more && last ? keyOf(last) : "",
   };
+}
+
+/** Runs one keyset page: keysetStatement, then pageOf. */
+export async function keysetPage<T>(
+  db: EntityManager,
+  query: KeysetQuery,
+  page: PageRequest,
+  keyOf: (row: T) => string,
+): Promise<Page<T>> {
+  const { sql, params } = keysetStatement(query, page);
+  return pageOf(await select<T>(db, sql, params), page, keyOf);
 }
 
 /**
