@@ -11,6 +11,7 @@
  * BENCHMARKS.md (`--render <file>` rewrites that section from a results
  * file without running anything). Settings: see bench/lib/config.ts.
  */
+import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { connect, type NatsConnection } from "nats";
@@ -107,7 +108,7 @@ let serverDied: string | undefined;
 const stoppingServers = new Map<number, () => void>();
 
 async function startServer(natsUrl: string): Promise<BenchServer> {
-  const s = await startBenchServer(serverEnv(natsUrl));
+  const s = await startBenchServer(serverEnv(natsUrl), cfg.server);
   pids.server = s.pid;
   let stopping = false;
   stoppingServers.set(s.pid, () => (stopping = true));
@@ -186,6 +187,10 @@ try {
   const jsm = await nc.jetstreamManager();
   const loadAverageAtStart = loadAverage();
 
+  if (cfg.server === "dist") {
+    log("compiling the server (npm run build)");
+    execFileSync("npm", ["run", "-s", "build"], { stdio: "inherit" });
+  }
   log(`database ${db.name}; starting the server (migrations)`);
   server = await startServer(SHARED_NATS_URL);
   const sampler = setInterval(() => {

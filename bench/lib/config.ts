@@ -16,6 +16,9 @@
  *   BENCH_OUT            results file path (overrides BENCH_NAME's)
  *   BENCH_MARKDOWN       1/0: rewrite the results section of BENCHMARKS.md   default 1 for "bench", else 0
  *   BENCH_GRPC_CLIENT    grpc-js (default) or connect: the load generator's gRPC client
+ *   BENCH_SERVER         dist: compile (npm run build) and run node dist/server/src/main.js, as
+ *                        production does; tsx: run the TypeScript under tsx, as the tests do
+ *                                                                            default dist, smoke tsx
  *   BENCH_SERVER_CPU_PROF a directory: profile the server process (a .cpuprofile per server
  *                        process, written at its exit; see bench/lib/cpu-profile.cjs)
  */
@@ -34,6 +37,8 @@ export interface BenchConfig {
   out: string;
   markdown: boolean;
   grpcClient: "connect" | "grpc-js";
+  /** How the server runs: compiled (as deployed) or under tsx (as in the tests). */
+  server: "dist" | "tsx";
   serverCpuProfDir?: string;
   /** Longest wait for the relay to publish what a case wrote before the next case starts. */
   drainTimeoutSeconds: number;
@@ -64,9 +69,12 @@ export function loadBenchConfig(
   const client = env.BENCH_GRPC_CLIENT ?? "grpc-js";
   if (client !== "connect" && client !== "grpc-js")
     throw new Error(`BENCH_GRPC_CLIENT must be connect or grpc-js`);
+  const server = env.BENCH_SERVER?.trim() || (smoke ? "tsx" : "dist");
+  if (server !== "dist" && server !== "tsx") throw new Error(`BENCH_SERVER must be dist or tsx`);
   return {
     name,
     smoke,
+    server,
     scale: num("BENCH_SCALE", smoke ? 0.02 : 1, env),
     seconds: num("BENCH_SECONDS", smoke ? 0.5 : 5, env),
     warmupSeconds:

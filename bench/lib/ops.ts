@@ -2,15 +2,13 @@ import { randomBytes } from "node:crypto";
 import mysql from "mysql2/promise";
 import { connect, headers, nanos, StorageType, type NatsConnection } from "nats";
 import { monotonicFactory } from "ulid";
-import {
-  GROUP_COLUMNS,
-  MEMBER_COUNT,
-  MEMBERSHIP_COLUMNS,
-} from "../../server/src/store/pagination.js";
+import { MEMBERSHIP_COLUMNS } from "../../server/src/store/pagination.js";
 import {
   groupsOfMemberStatement,
   membershipInGroupsStatement,
+  membershipsWithLinksStatement,
 } from "../../server/src/store/group-members.js";
+import { groupStatement } from "../../server/src/store/groups.js";
 import { membershipStatement } from "../../server/src/store/memberships.js";
 import { rng } from "../../test/support/rng.js";
 import { connectClients, grpcClients, type DoorClients } from "./clients.js";
@@ -69,10 +67,7 @@ export interface WorkerInit {
 /** mysql2's escaping, times in UTC like the pools (timezone "Z"). */
 const fmt = (sql: string, values: unknown[]) => mysql.format(sql, values as never, false, "Z");
 
-// The service's own select lists (server/src/store), so the baselines follow the store's SQL.
-const FIND_GROUP =
-  `SELECT ${GROUP_COLUMNS} FROM org_groups g WHERE g.id = ? AND g.organization_id = ? AND g.deleted_at IS NULL ` +
-  "AND EXISTS (SELECT 1 FROM organizations o WHERE o.id = g.organization_id AND o.deleted_at IS NULL)";
+// Outbox rows of the baselines go to a copy of the events table, so the relay stays idle.
 const EVENT_INSERT =
   "INSERT INTO bench_raw_events (id, type, organization_id, group_id, cause, payload, created_at) VALUES ";
 
@@ -346,22 +341,22 @@ export class OpContext {
       ]);
     };
     /**
-     * A member change: the group under a share lock, the memberships with
-     * their links and the count in one SELECT, then the writes — the links,
+     * A member change: the group under a share lock and the memberships with
+     * their links and the count in one round trip, then the writes — the links,
      * one delta row of the count (upsert), the outbox rows — in one round trip.
      */
     const changeTx = (g: number, members: number[], op: "add" | "remove") =>
       tx(async (c) => {
         const group = ids.group(g);
         const mids = members.map(ids.memberA);
-        await c.query(`${FIND_GROUP} LOCK IN SHARE MODE`, [group, ids.orgA]);
-        const [rows] = await c.query<mysql.RowDataPacket[]>(
-          `SELECT ${MEMBERSHIP_COLUMNS},
-             EXISTS (SELECT 1 FROM group_memberships gm
-                     WHERE gm.group_id = ? AND gm.organization_membership_id = m.id) AS linked,
-             (SELECT ${MEMBER_COUNT} FROM org_groups g WHERE g.id = ?) AS memberCount
-           FROM organization_memberships m WHERE m.id IN (?)`,
-          [group, group, mids],
+        // The locked group and the memberships with their links in one round trip (lockGroupForMemberChange).
+        const reads = [
+          groupStatement("mysql", ids.orgA, group, { lock: "share", count: false }),
+          membershipsWithLinksStatement(group, mids),
+        ];
+        const [[, rows]] = await c.query<mysql.RowDataPacket[][]>(
+          reads.map((st) => st.sql).join(";\n"),
+          reads.flatMap((st) => st.params),
         );
         const linked = new Set(
           rows.filter((r) => Number(r.linked) === 1).map((r) => r.id as string),
@@ -399,7 +394,10 @@ export class OpContext {
         return changed.length;
       });
     const addTx = (g: number, members: number[]) => changeTx(g, members, "add");
-    const findGroup = (org: string, group: string) => pool.query(FIND_GROUP, [group, org]);
+    const findGroup = (org: string, group: string) => {
+      const { sql, params } = groupStatement("mysql", org, group, { count: true });
+      return pool.query(sql, params);
+    };
     /** ListGroupMembers: the group, the cursor's check, a keyset page of links, the memberships by id. */
     const membersPage = async (after?: string) => {
       await findGroup(ids.orgB, ids.bigGroup);

@@ -37,7 +37,7 @@ export function renderResults(r: BenchResults): string {
     `| Versions | Node ${m.node}; ${m.mariadb}; nats-server ${m.nats}; git ${m.gitCommit}${m.gitDirty ? ` (+${m.gitDirty} uncommitted files)` : ""} |`,
     `| MariaDB settings | innodb_buffer_pool_size ${m.innodbBufferPoolMb} MB, innodb_flush_log_at_trx_commit=${m.innodbFlushLogAtTrxCommit} (durable), binlog ${m.logBin} |`,
     `| Load generator | separate process, ${r.config.grpcClient === "grpc-js" ? "@grpc/grpc-js" : "connect-node gRPC transport (HTTP/2)"} on GRPC_PORT; Connect JSON over HTTP/1.1 on PORT; plain mysql2 pools; nats.js |`,
-    `| Settings | BENCH_SCALE=${r.config.scale}, ${r.config.seconds} s per case after ${r.config.warmupSeconds} s warm-up, in flight ${(r.config.concurrency as number[]).join("/")}, soak ${r.config.soakSeconds} s |`,
+    `| Settings | BENCH_SCALE=${r.config.scale}, ${r.config.seconds} s per case after ${r.config.warmupSeconds} s warm-up, in flight ${(r.config.concurrency as number[]).join("/")}, soak ${r.config.soakSeconds} s; server ${r.config.server === "tsx" ? "under tsx" : "compiled (node dist/server/src/main.js)"} |`,
     `| Load from others | load average ${load.loadAverageAtStart} at start, ${load.loadAverageAtEnd} at end; other processes used ${load.otherCoresMean} cores on average during the cases (max ${load.otherCoresMax}) |`,
     "",
     `Seeded in **${r.seed.seconds.toFixed(0)} s**: ${Object.entries(r.seed.rows)

@@ -21,17 +21,22 @@ export interface BenchServer {
 
 /**
  * The service as its own process, started like test/support/process.ts's
- * quiet mode (`tsx server/src/main.ts`, free ports picked here, ready when
+ * quiet mode (compiled, `node dist/server/src/main.js`, or `tsx server/src/main.ts`; free ports picked here, ready when
  * /readyz answers, the per-call log lines on stdout to /dev/null as a
  * production deployment would ship them away), except that stderr goes to a
  * file: if the server dies mid-run, the benchmark can say why.
  */
-export async function startBenchServer(env: Record<string, string>): Promise<BenchServer> {
+export async function startBenchServer(
+  env: Record<string, string>,
+  how: "dist" | "tsx",
+): Promise<BenchServer> {
   const httpPort = await freePort();
   const grpcPort = await freePort();
   const errFile = path.join(mkdtempSync(path.join(tmpdir(), "groups-bench-")), "server.stderr");
   const errFd = openSync(errFile, "w");
-  const child = spawn(process.execPath, ["--import", "tsx", "server/src/main.ts"], {
+  const main =
+    how === "dist" ? ["dist/server/src/main.js"] : ["--import", "tsx", "server/src/main.ts"];
+  const child = spawn(process.execPath, main, {
     cwd: root,
     env: {
       ...process.env,

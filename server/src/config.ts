@@ -66,6 +66,7 @@ const EnvSchema = z.object({
   EVENTS_RETENTION_DAYS: z.coerce.number().min(1).max(3650).default(30),
   EVENTS_PAYLOAD_FORMAT: z.enum(["binary", "json"]).default("binary"),
   RELAY_POLL_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(250),
+  RELAY_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(2_000),
   GROUPS_FAULT_INJECTION: z.enum(["crash-before-publish", "crash-after-ack"]).optional(),
   AUTH_BOOTSTRAP_KEY: optionalString,
   AUTH_DISABLED: flag(false),
@@ -138,6 +139,8 @@ export interface Config {
     retentionMs: number;
     payloadFormat: "binary" | "json";
     relayPollIntervalMs: number;
+    /** Events the relay sequences and publishes per round. */
+    relayBatchSize: number;
     /** Test-only crash points in the relay. */
     fault?: "crash-before-publish" | "crash-after-ack";
   };
@@ -198,6 +201,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       retentionMs: e.EVENTS_RETENTION_DAYS * 24 * 3600 * 1000,
       payloadFormat: e.EVENTS_PAYLOAD_FORMAT,
       relayPollIntervalMs: e.RELAY_POLL_INTERVAL_MS,
+      relayBatchSize: e.RELAY_BATCH_SIZE,
       fault: e.GROUPS_FAULT_INJECTION,
     },
     auth: {

@@ -108,6 +108,7 @@ export async function startServer(
       metrics.relayLagSeconds.observe((Date.now() - e.createdAt.getTime()) / 1000);
     },
     pollIntervalMs: config.events.relayPollIntervalMs,
+    batchSize: config.events.relayBatchSize,
     retentionMs: config.events.retentionMs,
     fault: config.events.fault,
     ...opts.relay,

@@ -14,6 +14,7 @@ describe("loadConfig", () => {
       auth: { disabled: false },
       corsAllowedOrigins: [],
       logLevel: "info",
+      events: { relayBatchSize: 2000, relayPollIntervalMs: 250 },
     });
   });
 
@@ -26,6 +27,7 @@ describe("loadConfig", () => {
       CORS_ALLOWED_ORIGINS: "https://a.example, https://b.example",
       AUTH_DISABLED: "1",
       NATS_URL: "nats://127.0.0.1:4222",
+      RELAY_BATCH_SIZE: "300",
     });
     expect(c.database).toMatchObject({ kind: "mysql", url: "mysql://u:p@db:3306/groups" });
     expect(c.port).toBe(9000);
@@ -34,6 +36,7 @@ describe("loadConfig", () => {
     expect(c.corsAllowedOrigins).toEqual(["https://a.example", "https://b.example"]);
     expect(c.auth.disabled).toBe(true);
     expect(c.nats.url).toBe("nats://127.0.0.1:4222");
+    expect(c.events.relayBatchSize).toBe(300);
   });
 
   it("reports every bad variable at once, by name", () => {
@@ -46,6 +49,7 @@ describe("loadConfig", () => {
         LOG_LEVEL: "loud",
         NATS_SUBJECT_PREFIX: "groups.>",
         JWT_JWKS_URL: "https://idp.example/jwks",
+        RELAY_BATCH_SIZE: "0",
       });
     } catch (err) {
       error = err;
@@ -60,6 +64,7 @@ describe("loadConfig", () => {
         "LOG_LEVEL",
         "NATS_SUBJECT_PREFIX",
         "PORT",
+        "RELAY_BATCH_SIZE",
       ].sort(),
     );
   });

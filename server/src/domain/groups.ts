@@ -372,12 +372,14 @@ export class Groups {
   ): Promise<{ group: Group; changed: string[] }> {
     try {
       return await this.db.transaction(async (tx) => {
-        const group = await this.requireLiveGroup(tx, ref, { lock });
-        const { found, memberCount } = await groupMembers.membershipsWithLinks(
+        const { group, found } = await groupMembers.lockGroupForMemberChange(
           tx,
-          group.id,
+          ref,
           membershipIds,
+          lock,
         );
+        if (!group) throw await this.missingGroup(tx, ref);
+        const memberCount = group.memberCount;
         const single = membershipIds.length === 1;
         const field = (i: number) =>
           single ? "organization_membership_id" : `organization_membership_ids[${i}]`;
@@ -486,7 +488,12 @@ export class Groups {
   ): Promise<Group> {
     const group = await groups.findGroup(db, ref.organizationId, ref.groupId, opts);
     if (group) return group;
+    throw await this.missingGroup(db, ref);
+  }
+
+  /** The NOT_FOUND for a group that is not live: its organization's, if that is gone too. */
+  private async missingGroup(db: EntityManager, ref: GroupRef): Promise<DomainError> {
     await this.requireOrganization(db, ref.organizationId);
-    throw groupNotFound(ref.groupId);
+    return groupNotFound(ref.groupId);
   }
 }

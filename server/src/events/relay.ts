@@ -7,7 +7,11 @@ import * as events from "../store/events.js";
 import type { NatsPublisher } from "./nats-publisher.js";
 
 export interface RelayOptions {
-  /** Events sequenced / published per round. */
+  /**
+   * Events sequenced / published per round. Large, because one group's events
+   * go out one after another: a backlog (runs of events per group) drains only
+   * as fast as the number of groups in a round lets publishes overlap.
+   */
   batchSize: number;
   /** How often a leader looks for events committed by other replicas. */
   pollIntervalMs: number;
@@ -29,7 +33,7 @@ export interface RelayOptions {
 }
 
 export const DEFAULT_RELAY_OPTIONS: RelayOptions = {
-  batchSize: 500,
+  batchSize: 2000,
   pollIntervalMs: 250,
   minRoundGapMs: 10,
   leaseRetryMs: 1_000,

@@ -137,7 +137,7 @@ export function deleteLimited(
  * The row-lock clause of a raw SELECT where row locks exist: "update"
  * (exclusive) or "share" (many holders at once, excluding "update").
  */
-export const lockClause = (db: EntityManager, mode: "update" | "share"): string =>
+export const lockClause = (db: EntityManager | Dialect, mode: "update" | "share"): string =>
   dialectOf(db) === "sqlite" ? "" : mode === "update" ? " FOR UPDATE" : " LOCK IN SHARE MODE";
 
 /** Adds `delta` to a counter row, creating it when missing. */

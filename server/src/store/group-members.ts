@@ -14,7 +14,7 @@ import {
   type Statement,
 } from "./dialect.js";
 import { ConcurrentChange, isDuplicateKey } from "./errors.js";
-import { memberCountStatement } from "./groups.js";
+import { groupStatement, memberCountStatement } from "./groups.js";
 import { eventStatements } from "./outbox.js";
 import {
   GROUP_COLUMNS,
@@ -29,43 +29,57 @@ import {
 /**
  * The memberships among `ids` (any organization), each with whether it is
  * already linked to the group, and the group's member count — one statement,
- * so one consistent snapshot, and one round trip for all a change to the
- * group's members needs to know. A link added or removed by a concurrent
- * change after this snapshot makes the write fail and the transaction rerun
- * (see insertLinks, deleteLinks).
+ * so one consistent snapshot. A link added or removed by a concurrent change
+ * after this snapshot makes the write fail and the transaction rerun (see
+ * writeLinkChange).
  */
-export async function membershipsWithLinks(
-  tx: EntityManager,
-  groupId: string,
-  ids: string[],
-): Promise<{
-  found: Map<string, { membership: Membership; linked: boolean }>;
-  memberCount: number;
-}> {
-  const rows = await select<Membership & { linked: number; memberCount: number | string }>(
-    tx,
-    `SELECT ${MEMBERSHIP_COLUMNS},
-       EXISTS (SELECT 1 FROM group_memberships gm
-               WHERE gm.group_id = ? AND gm.organization_membership_id = m.id) AS linked,
-       (SELECT ${MEMBER_COUNT} FROM org_groups g WHERE g.id = ?) AS memberCount
-     FROM organization_memberships m WHERE m.id IN ${placeholders(ids)}`,
-    [groupId, groupId, ...ids],
-  );
+export function membershipsWithLinksStatement(groupId: string, ids: string[]): Statement {
   return {
-    found: new Map(
-      rows.map(({ linked, memberCount: _count, ...m }) => [
-        m.id,
-        { membership: reviveRow(m), linked: Number(linked) === 1 },
-      ]),
-    ),
-    memberCount: Number(rows[0]?.memberCount ?? 0),
+    sql:
+      `SELECT ${MEMBERSHIP_COLUMNS}, EXISTS (SELECT 1 FROM group_memberships gm ` +
+      "WHERE gm.group_id = ? AND gm.organization_membership_id = m.id) AS linked, " +
+      `(SELECT ${MEMBER_COUNT} FROM org_groups g WHERE g.id = ?) AS memberCount ` +
+      `FROM organization_memberships m WHERE m.id IN ${placeholders(ids)}`,
+    params: [groupId, groupId, ...ids],
   };
+}
+
+/**
+ * All a change to a group's members reads, in one round trip (selectAll): the
+ * live group under `lock` (undefined if it or its organization is gone), then
+ * — once the lock is held — the memberships with their links and the count
+ * (membershipsWithLinksStatement). The group's memberCount is that count.
+ */
+export async function lockGroupForMemberChange(
+  tx: EntityManager,
+  ref: { organizationId: string; groupId: string },
+  ids: string[],
+  lock: "update" | "share",
+): Promise<{
+  group?: Group;
+  found: Map<string, { membership: Membership; linked: boolean }>;
+}> {
+  const [groupRows, rows] = (await selectAll(tx, [
+    groupStatement(tx, ref.organizationId, ref.groupId, { lock, count: false }),
+    membershipsWithLinksStatement(ref.groupId, ids),
+  ])) as [Group[], (Membership & { linked: number; memberCount: number | string | null })[]];
+  const found = new Map(
+    rows.map(({ linked, memberCount: _count, ...m }) => [
+      m.id,
+      { membership: reviveRow(m), linked: Number(linked) === 1 },
+    ]),
+  );
+  if (groupRows.length === 0) return { found };
+  const group = reviveRow(groupRows[0]);
+  // With no membership found there is no count either; the change then fails (NOT_FOUND) anyway.
+  group.memberCount = Number(rows[0]?.memberCount ?? 0);
+  return { group, found };
 }
 
 /**
  * Writes one change to a group's members — the links, the member count and
  * the events — in one round trip (see executeAll). The links were read (in
- * membershipsWithLinks) without locking them, since changes to one group's
+ * lockGroupForMemberChange) without locking them, since changes to one group's
  * members run side by side; if another change linked or unlinked one of them
  * meanwhile, the insert meets a duplicate key or the delete finds fewer rows,
  * and this throws ConcurrentChange (the transaction then rolls back).

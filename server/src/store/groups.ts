@@ -9,9 +9,10 @@ import {
   readTime,
   select,
   upsertAddSql,
+  type Dialect,
   type Statement,
 } from "./dialect.js";
-import { GROUP_COLUMNS, keysetPage, reviveRow } from "./pagination.js";
+import { GROUP_COLUMNS, keysetPage, MEMBER_COUNT, reviveRow } from "./pagination.js";
 
 const toGroup = ({ deletedAt: _deleted, ...group }: GroupRow): Group => group;
 
@@ -34,15 +35,30 @@ export async function findGroup(
   id: string,
   opts: { lock?: "update" | "share" } = {},
 ): Promise<Group | undefined> {
-  const [row] = await select<Group>(
-    db,
-    `SELECT ${GROUP_COLUMNS} FROM org_groups g
-     WHERE g.id = ? AND g.organization_id = ? AND g.deleted_at IS NULL
-       AND EXISTS (SELECT 1 FROM organizations o WHERE o.id = g.organization_id AND o.deleted_at IS NULL)` +
-      (opts.lock ? lockClause(db, opts.lock) : ""),
-    [id, organizationId],
-  );
+  const { sql, params } = groupStatement(db, organizationId, id, { ...opts, count: true });
+  const [row] = await select<Group>(db, sql, params);
   return row ? reviveRow(row) : undefined;
+}
+
+/**
+ * The live group of a live organization, optionally locked. Without `count`
+ * its memberCount is 0: a member change reads the count beside the links
+ * instead (membershipsWithLinksStatement), so it sums the delta rows once.
+ */
+export function groupStatement(
+  db: EntityManager | Dialect,
+  organizationId: string,
+  id: string,
+  opts: { lock?: "update" | "share"; count: boolean },
+): Statement {
+  return {
+    sql:
+      `SELECT ${opts.count ? GROUP_COLUMNS : GROUP_COLUMNS.replace(MEMBER_COUNT, "0")} FROM org_groups g ` +
+      "WHERE g.id = ? AND g.organization_id = ? AND g.deleted_at IS NULL AND EXISTS " +
+      "(SELECT 1 FROM organizations o WHERE o.id = g.organization_id AND o.deleted_at IS NULL)" +
+      (opts.lock ? lockClause(db, opts.lock) : ""),
+    params: [id, organizationId],
+  };
 }
 
 /** One page of an organization's live groups (the caller has checked the organization). */
