@@ -305,11 +305,14 @@ export class OpContext {
       timezone: "Z",
       multipleStatements: true,
     });
+    // READ COMMITTED once per connection, as the service's store sets it.
+    pool.pool.on("connection", (c) => {
+      c.query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
+    });
     const close = () => pool.end();
     const tx = async (work: (c: mysql.PoolConnection) => Promise<number>) => {
       const c = await pool.getConnection();
       try {
-        await c.query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED");
         await c.query("START TRANSACTION");
         try {
           const n = await work(c);
@@ -341,28 +344,33 @@ export class OpContext {
       ]);
     };
     /**
-     * A member change: the group under a share lock and the memberships with
-     * their links and the count in one round trip, then the writes — the links,
-     * one delta row of the count (upsert), the outbox rows — in one round trip.
+     * A member change as the store sends it (lockGroupForMemberChange, writeLinkChange,
+     * round-trips.ts): START TRANSACTION with the group under a share lock and the
+     * memberships with their links and the count, then the writes — the links, one
+     * delta row of the count (upsert), the outbox rows — and for an add the COMMIT,
+     * in one round trip; a remove commits on its own.
      */
-    const changeTx = (g: number, members: number[], op: "add" | "remove") =>
-      tx(async (c) => {
+    const changeTx = async (g: number, members: number[], op: "add" | "remove") => {
+      const c = await pool.getConnection();
+      try {
         const group = ids.group(g);
         const mids = members.map(ids.memberA);
-        // The locked group and the memberships with their links in one round trip (lockGroupForMemberChange).
         const reads = [
           groupStatement("mysql", ids.orgA, group, { lock: "share", count: false }),
           membershipsWithLinksStatement(group, mids),
         ];
-        const [[, rows]] = await c.query<mysql.RowDataPacket[][]>(
-          reads.map((st) => st.sql).join(";\n"),
+        const [[, , rows]] = await c.query<mysql.RowDataPacket[][]>(
+          ["START TRANSACTION", ...reads.map((st) => st.sql)].join(";\n"),
           reads.flatMap((st) => st.params),
         );
         const linked = new Set(
           rows.filter((r) => Number(r.linked) === 1).map((r) => r.id as string),
         );
         const changed = members.filter((i) => linked.has(ids.memberA(i)) === (op === "remove"));
-        if (changed.length === 0) return 0;
+        if (changed.length === 0) {
+          await c.query("COMMIT");
+          return 0;
+        }
         const at = new Date();
         // The writes (links, one count-delta row, the outbox rows) in one multi-statement round trip.
         const links =
@@ -390,9 +398,16 @@ export class OpContext {
                 .join(", "),
           );
         }
-        await c.query([links, count, ...events].join(";\n"));
+        await c.query([links, count, ...events, ...(op === "add" ? ["COMMIT"] : [])].join(";\n"));
+        if (op === "remove") await c.query("COMMIT");
         return changed.length;
-      });
+      } catch (err) {
+        await c.query("ROLLBACK").catch(() => undefined);
+        throw err;
+      } finally {
+        c.release();
+      }
+    };
     const addTx = (g: number, members: number[]) => changeTx(g, members, "add");
     const findGroup = (org: string, group: string) => {
       const { sql, params } = groupStatement("mysql", org, group, { count: true });

@@ -4,6 +4,7 @@ import { throwIfPastDeadline } from "../domain/deadline.js";
 import { DomainError } from "../domain/errors.js";
 import { dialectOf, type Dialect } from "./dialect.js";
 import { isRetryableConflict, isUnavailable } from "./errors.js";
+import { beginLazily, hasBegun, wasCommitted } from "./round-trips.js";
 
 /** Pool connections already switched to READ COMMITTED. */
 const readCommittedConnections = new WeakSet<object>();
@@ -75,16 +76,18 @@ export class Database extends EventEmitter {
           await runner.query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
           readCommittedConnections.add(connection);
         }
-        await runner.startTransaction();
+        beginLazily(runner);
       }
       try {
         const result = await work(runner.manager);
-        // A caller already answered DEADLINE_EXCEEDED must not see its change happen later.
-        throwIfPastDeadline();
-        await runner.commitTransaction();
+        if (!wasCommitted(runner)) {
+          // A caller already answered DEADLINE_EXCEEDED must not see its change happen later.
+          throwIfPastDeadline();
+          await runner.commitTransaction();
+        }
         return { result, manager: runner.manager };
       } catch (err) {
-        await runner.rollbackTransaction().catch(() => undefined);
+        if (hasBegun(runner)) await runner.rollbackTransaction().catch(() => undefined);
         throw err;
       }
     } finally {

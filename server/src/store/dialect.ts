@@ -1,4 +1,5 @@
 import type { DataSource, EntityManager, ObjectLiteral, SelectQueryBuilder } from "typeorm";
+import { commitStatement, noteCommitted, takeBegin } from "./round-trips.js";
 
 /**
  * The few places where MySQL/MariaDB (production) and SQLite (the embedded
@@ -67,21 +68,34 @@ export interface Statement {
  * Runs statements in order and returns the rows each changed. On MySQL they
  * go in one round trip (a multi-statement query; the first failure stops the
  * rest, and the caller's transaction then rolls back); SQLite runs them one by
- * one, which costs nothing in process.
+ * one, which costs nothing in process. With `commit`, the transaction commits
+ * in the same round trip (see round-trips.ts): only for a batch whose every
+ * failure is an error, never a result the caller would still need to check.
  */
-export async function executeAll(db: EntityManager, statements: Statement[]): Promise<number[]> {
-  if (dialectOf(db) === "sqlite" || statements.length === 1) {
+export async function executeAll(
+  db: EntityManager,
+  statements: Statement[],
+  opts: { commit?: boolean } = {},
+): Promise<number[]> {
+  const runner = db.queryRunner;
+  if (!runner) throw new Error("executeAll runs inside a transaction");
+  if (dialectOf(db) === "sqlite") {
     const affected: number[] = [];
     for (const s of statements) affected.push(await execute(db, s.sql, s.params));
     return affected;
   }
-  const runner = db.queryRunner;
-  if (!runner) throw new Error("executeAll runs inside a transaction");
+  const before = takeBegin(runner);
+  const after = opts.commit ? commitStatement() : [];
   const raw = (await runner.query(
-    statements.map((s) => s.sql).join(";\n"),
+    [...before, ...statements.map((s) => s.sql), ...after].join(";\n"),
     statements.flatMap((s) => s.params),
   )) as { affectedRows?: number } | { affectedRows?: number }[];
-  return (Array.isArray(raw) ? raw : [raw]).map((r) => r.affectedRows ?? 0);
+  if (opts.commit) noteCommitted(runner);
+  const results =
+    Array.isArray(raw) && before.length + statements.length + after.length > 1 ? raw : [raw];
+  return results
+    .slice(before.length, before.length + statements.length)
+    .map((r) => (r as { affectedRows?: number }).affectedRows ?? 0);
 }
 
 /**
@@ -90,15 +104,17 @@ export async function executeAll(db: EntityManager, statements: Statement[]): Pr
  * cost one wait instead of several; SQLite runs them one by one.
  */
 export async function selectAll(db: EntityManager, statements: Statement[]): Promise<unknown[][]> {
-  if (dialectOf(db) === "sqlite" || statements.length === 1) {
+  if (dialectOf(db) === "sqlite") {
     const results: unknown[][] = [];
     for (const s of statements) results.push(await select(db, s.sql, s.params));
     return results;
   }
-  return (await db.query(
-    statements.map((s) => s.sql).join(";\n"),
+  const before = takeBegin(db.queryRunner);
+  const raw = (await db.query(
+    [...before, ...statements.map((s) => s.sql)].join(";\n"),
     statements.flatMap((s) => s.params),
-  )) as unknown[][];
+  )) as unknown[];
+  return (before.length + statements.length > 1 ? raw : [raw]).slice(before.length) as unknown[][];
 }
 
 /** Raw rows of a SELECT. */

@@ -83,6 +83,11 @@ export async function lockGroupForMemberChange(
  * members run side by side; if another change linked or unlinked one of them
  * meanwhile, the insert meets a duplicate key or the delete finds fewer rows,
  * and this throws ConcurrentChange (the transaction then rolls back).
+ *
+ * It is the transaction's last statement batch. An add also commits in it:
+ * every way an add can go wrong is an error that stops the batch before its
+ * COMMIT. A remove's short count is a result to check first, so a remove
+ * commits separately.
  */
 export async function writeLinkChange(
   tx: EntityManager,
@@ -109,11 +114,15 @@ export async function writeLinkChange(
         };
   let affected: number[];
   try {
-    affected = await executeAll(tx, [
-      links,
-      memberCountStatement(tx, group.id, op === "add" ? ids.length : -ids.length),
-      ...eventStatements(tx, change.events),
-    ]);
+    affected = await executeAll(
+      tx,
+      [
+        links,
+        memberCountStatement(tx, group.id, op === "add" ? ids.length : -ids.length),
+        ...eventStatements(tx, change.events),
+      ],
+      { commit: op === "add" },
+    );
   } catch (err) {
     if (op === "add" && isDuplicateKey(err, "PRIMARY"))
       throw new ConcurrentChange("link added meanwhile");
