@@ -230,6 +230,63 @@ describe("deadlines (default 300 ms, cap 500 ms)", () => {
       },
     );
 
+    it("AddGroupMember blocked on the group's row lock → DEADLINE_EXCEEDED, and the member is never added (its COMMIT would ride with its writes)", async () => {
+      const admin = t.clients("grpc");
+      const group = (await admin.groups.createGroup({ organizationId: org, name: "late add" }))
+        .group!;
+      const membershipId = (
+        await admin.orgs.createOrganizationMembership({
+          organizationId: org,
+          userId: `user_${rand()}`,
+        })
+      ).organizationMembership!.id;
+      const add = {
+        organizationId: org,
+        groupId: group.id,
+        organizationMembershipId: membershipId,
+      };
+      const lock = await locker();
+      try {
+        await lock.query("BEGIN");
+        await lock.query("SELECT id FROM org_groups WHERE id = ? FOR UPDATE", [group.id]);
+        const got = await outcome(t.clients(door).groups.addGroupMember(add));
+        expect(got).toBeInstanceOf(ConnectError);
+        await expectError(Promise.reject(got as Error), Code.DeadlineExceeded, "DEADLINE_EXCEEDED");
+      } finally {
+        await lock.query("ROLLBACK").catch(() => undefined);
+        await lock.end();
+      }
+      // The blocked add now reads, writes and ends; an exclusive lock on the group waits for it.
+      const after = await locker();
+      try {
+        await after.query("BEGIN");
+        await after.query("SELECT id FROM org_groups WHERE id = ? FOR UPDATE", [group.id]);
+      } finally {
+        await after.query("ROLLBACK").catch(() => undefined);
+        await after.end();
+      }
+      const links = () =>
+        count(t, "SELECT COUNT(*) AS n FROM group_memberships WHERE group_id = ?", [group.id]);
+      const addedEvents = () =>
+        count(
+          t,
+          "SELECT COUNT(*) AS n FROM events WHERE group_id = ? AND type = 'group.member_added'",
+          [group.id],
+        );
+      expect(await links()).toBe(0);
+      expect(await addedEvents()).toBe(0);
+      expect(
+        (await admin.groups.getGroup({ organizationId: org, groupId: group.id })).group
+          ?.memberCount,
+      ).toBe(0n);
+
+      // Unblocked, the same add succeeds, once: one link, one event, a count of 1.
+      const done = await t.clients(door).groups.addGroupMember(add, { timeoutMs: 60_000 });
+      expect(done.group?.memberCount).toBe(1n);
+      expect(await links()).toBe(1);
+      expect(await addedEvents()).toBe(1);
+    });
+
     it("a deletion a call accepted is carried out after the call's deadline passed (the reaper is not bound by it)", async () => {
       const admin = t.clients("grpc");
       const group = (await admin.groups.createGroup({ organizationId: org, name: "doomed" }))
