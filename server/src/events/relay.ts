@@ -116,8 +116,8 @@ export class Relay extends EventEmitter {
           continue;
         }
         this.roundStartedAt = Date.now();
-        const sequenced = await this.sequenceRound();
-        const published = this.publisher ? await this.publishRound() : 0;
+        const { sequenced, unpublished } = await this.sequenceRound();
+        const published = this.publisher ? await this.publishRound(unpublished) : 0;
         await this.pruneIfDue();
         backoff = 0;
         if (sequenced < this.opts.batchSize && published < this.opts.batchSize) {
@@ -207,28 +207,32 @@ export class Relay extends EventEmitter {
     await runner.release().catch(() => undefined);
   }
 
-  /** Sequences newly committed events on the lease connection, so a lost lease aborts the batch. */
-  private async sequenceRound(): Promise<number> {
+  /**
+   * Sequences newly committed events on the lease connection, so a lost lease
+   * aborts the batch, and (with a publisher) reads the next events to publish.
+   */
+  private async sequenceRound(): Promise<{ sequenced: number; unpublished: RecordedEvent[] }> {
+    const max = this.opts.batchSize;
+    let round: { sequenced: number; unpublished: RecordedEvent[] };
     if (this.db.dialect === "sqlite") {
-      const n = await this.db.transaction((tx) => events.assignSequences(tx, this.opts.batchSize));
-      if (n > 0) this.emit("sequenced");
-      return n;
+      const sequenced = await this.db.transaction((tx) => events.assignSequences(tx, max));
+      const unpublished = this.publisher ? await events.unpublishedEvents(this.db.reader, max) : [];
+      round = { sequenced, unpublished };
+    } else {
+      const runner = this.runner!;
+      try {
+        round = await events.sequenceAndFetch(runner, max, this.publisher !== undefined);
+      } catch (err) {
+        // A statement after START TRANSACTION failed: its transaction is still open.
+        await runner.query("ROLLBACK").catch(() => undefined);
+        throw err;
+      }
     }
-    const runner = this.runner!;
-    await runner.startTransaction("READ COMMITTED");
-    try {
-      const n = await events.assignSequences(runner.manager, this.opts.batchSize);
-      await runner.commitTransaction();
-      if (n > 0) this.emit("sequenced");
-      return n;
-    } catch (err) {
-      await runner.rollbackTransaction().catch(() => undefined);
-      throw err;
-    }
+    if (round.sequenced > 0) this.emit("sequenced");
+    return round;
   }
 
-  private async publishRound(): Promise<number> {
-    const batch = await events.unpublishedEvents(this.db.reader, this.opts.batchSize);
+  private async publishRound(batch: RecordedEvent[]): Promise<number> {
     if (batch.length === 0) return 0;
     if (this.opts.fault === "crash-before-publish") crash("before publish");
     const chains = new Map<string, RecordedEvent[]>();

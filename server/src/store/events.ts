@@ -1,4 +1,4 @@
-import type { EntityManager } from "typeorm";
+import type { EntityManager, QueryRunner } from "typeorm";
 import type { EventData, EventType, RecordedEvent } from "../domain/events.js";
 import type { Group } from "../domain/model.js";
 import type { EventRow } from "./entities.js";
@@ -62,23 +62,52 @@ export async function assignSequences(tx: EntityManager, max: number): Promise<n
        WHERE events.outbox_seq = next.outbox_seq`,
     );
   }
-  await execute(tx, "SET @groups_seq = (SELECT COALESCE(MAX(sequence), 0) FROM events)");
-  return execute(
-    tx,
-    `UPDATE events SET sequence = (@groups_seq := @groups_seq + 1)
-     WHERE sequence IS NULL ORDER BY outbox_seq LIMIT ${limit}`,
-  );
+  await execute(tx, SEQUENCE_BASE);
+  return execute(tx, sequenceStatement(limit));
+}
+
+const SEQUENCE_BASE = "SET @groups_seq = (SELECT COALESCE(MAX(sequence), 0) FROM events)";
+const sequenceStatement = (max: number) =>
+  "UPDATE events SET sequence = (@groups_seq := @groups_seq + 1) " +
+  `WHERE sequence IS NULL ORDER BY outbox_seq LIMIT ${Math.trunc(max)}`;
+
+/**
+ * A relay round's reads and writes on the leader's lease connection, in one
+ * round trip on MySQL (the relay shares the event loop with the calls it
+ * follows, and under load every round trip waits its turn): sequence up to
+ * `max` new events in a transaction of their own (assignSequences), commit,
+ * then — with `fetch` — read up to `max` sequenced, unpublished events.
+ */
+export async function sequenceAndFetch(
+  lease: QueryRunner,
+  max: number,
+  fetch: boolean,
+): Promise<{ sequenced: number; unpublished: RecordedEvent[] }> {
+  const results = (await lease.query(
+    [
+      "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
+      "START TRANSACTION",
+      SEQUENCE_BASE,
+      sequenceStatement(max),
+      "COMMIT",
+      ...(fetch ? [unpublishedStatement(lease.manager, max)] : []),
+    ].join(";\n"),
+  )) as unknown[];
+  return {
+    sequenced: (results[3] as { affectedRows: number }).affectedRows,
+    unpublished: fetch ? (results[5] as EventRecord[]).map(toRecordedEvent) : [],
+  };
 }
 
 /** The oldest sequenced, unpublished events, in sequence order. */
 export async function unpublishedEvents(db: EntityManager, max: number): Promise<RecordedEvent[]> {
-  const rows = await select<EventRecord>(
-    db,
-    `SELECT ${EVENT_COLUMNS} FROM ${indexed(db, "events", "e", "ix_events_unpublished")}
-     WHERE e.published_at IS NULL AND e.sequence IS NOT NULL ORDER BY e.sequence LIMIT ${Math.trunc(max)}`,
-  );
+  const rows = await select<EventRecord>(db, unpublishedStatement(db, max));
   return rows.map(toRecordedEvent);
 }
+
+const unpublishedStatement = (db: EntityManager, max: number) =>
+  `SELECT ${EVENT_COLUMNS} FROM ${indexed(db, "events", "e", "ix_events_unpublished")} ` +
+  `WHERE e.published_at IS NULL AND e.sequence IS NOT NULL ORDER BY e.sequence LIMIT ${Math.trunc(max)}`;
 
 export async function markPublished(
   db: EntityManager,
