@@ -347,8 +347,7 @@ export class OpContext {
      * A member change as the store sends it (lockGroupForMemberChange, writeLinkChange,
      * round-trips.ts): START TRANSACTION with the group under a share lock and the
      * memberships with their links and the count, then the writes — the links, one
-     * delta row of the count (upsert), the outbox rows — and for an add the COMMIT,
-     * in one round trip; a remove commits on its own.
+     * delta row of the count (upsert), the outbox rows — in one round trip, then COMMIT.
      */
     const changeTx = async (g: number, members: number[], op: "add" | "remove") => {
       const c = await pool.getConnection();
@@ -398,8 +397,8 @@ export class OpContext {
                 .join(", "),
           );
         }
-        await c.query([links, count, ...events, ...(op === "add" ? ["COMMIT"] : [])].join(";\n"));
-        if (op === "remove") await c.query("COMMIT");
+        await c.query([links, count, ...events].join(";\n"));
+        await c.query("COMMIT");
         return changed.length;
       } catch (err) {
         await c.query("ROLLBACK").catch(() => undefined);

@@ -682,6 +682,41 @@ describe("order and uniqueness", () => {
     }
   });
 
+  it("a message stored by someone else breaks the relay's pipeline for one round only: every event still arrives once, in order", async () => {
+    // A stream of its own: the foreign message must not reach the other tests' readers.
+    const x = await startHarness();
+    try {
+      const org = (await x.c.orgs.createOrganization({ name: "Pipeline" })).organization!.id;
+      const members = await createMembers(x.c, org, 8, "pipeline");
+      const group = await createGroup(x, org, "Pipeline");
+      const ref = { organizationId: org, groupId: group.id };
+      await newMessages(x, 1);
+      // Stored, then deleted: the stream's last message id is no longer the relay's last event.
+      const js = nc.jetstream();
+      const foreign = await js.publish(`${x.subjectPrefix}.foreign`, new Uint8Array([1]), {
+        msgID: `foreign-${Date.now()}`,
+      });
+      await (await nc.jetstreamManager()).streams.deleteMessage(x.stream, foreign.seq);
+
+      const ids = members.map((m) => m.id);
+      for (const id of ids.slice(0, 3))
+        await x.c.groups.addGroupMember({ ...ref, organizationMembershipId: id });
+      await x.c.groups.batchAddGroupMembers({ ...ref, organizationMembershipIds: ids.slice(3) });
+      await x.c.groups.updateGroup({ ...ref, name: "Pipeline renamed" });
+
+      const msgs = await newMessages(x, ids.length + 1);
+      expect(describeMessages(msgs)).toEqual([
+        ...ids.map((id) => `group.member_added ${group.id} ${id}`),
+        `group.updated ${group.id}`,
+      ]);
+      const sequences = msgs.map((m) => m.event.sequence);
+      expect(sequences).toEqual([...sequences].sort((p, q) => (p < q ? -1 : 1)));
+      expect(new Set(msgs.map((m) => m.event.id)).size).toBe(msgs.length);
+    } finally {
+      await closeEventsServer(x, nc);
+    }
+  });
+
   it("every stored message has its own Nats-Msg-Id, matching ListEvents one for one", async () => {
     await newMessages();
     const stored = await storedEvents(nc, h.stream);

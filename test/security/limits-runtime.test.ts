@@ -230,7 +230,7 @@ describe("deadlines (default 300 ms, cap 500 ms)", () => {
       },
     );
 
-    it("AddGroupMember blocked on the group's row lock → DEADLINE_EXCEEDED, and the member is never added (its COMMIT would ride with its writes)", async () => {
+    it("AddGroupMember blocked on the group's row lock → DEADLINE_EXCEEDED, and the member is never added", async () => {
       const admin = t.clients("grpc");
       const group = (await admin.groups.createGroup({ organizationId: org, name: "late add" }))
         .group!;

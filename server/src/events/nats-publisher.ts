@@ -47,7 +47,12 @@ export class NatsPublisher {
     return this.connection !== undefined && !this.connection.isClosed() && this.streamReady;
   }
 
-  async publish(event: RecordedEvent): Promise<PubAck> {
+  /**
+   * Publishes one event. With `expectLastId`, the stream stores it only if its
+   * last stored message is that event (a re-publish of a stored event is
+   * dropped as a duplicate before this check).
+   */
+  async publish(event: RecordedEvent, expectLastId?: string): Promise<PubAck> {
     const js = await this.ready();
     const h = headers();
     h.set("Content-Type", CONTENT_TYPE[this.settings.format]);
@@ -60,6 +65,7 @@ export class NatsPublisher {
     const subject = subjectOf(this.settings.subjectPrefix, event.organizationId, event.type);
     return js.publish(subject, encodeEvent(toEventMessage(event), this.settings.format), {
       msgID: event.id,
+      ...(expectLastId === undefined ? {} : { expect: { lastMsgID: expectLastId } }),
       headers: h,
       // Short, so a publish stuck in a dead connection is retried soon after NATS returns.
       timeout: 2_000,

@@ -52,11 +52,11 @@ export const DEFAULT_RELAY_OPTIONS: RelayOptions = {
  * Each round the leader (1) gives newly committed events consecutive
  * `sequence` numbers, in a transaction on the lease connection, and (2)
  * publishes sequenced events in sequence order with `Nats-Msg-Id` = event id,
- * awaits the acks, then marks them published. Events of one group are
- * published one after another (the next only after the previous one's ack),
- * so a failed publish can never let a later event of the same group overtake
- * it; different groups go in parallel. A crash between ack and mark makes the
- * next leader publish again, and JetStream drops the duplicate.
+ * awaits the acks, then marks them published. The publishes of a round are
+ * pipelined, each naming the one before it as the stream's expected last
+ * message, so a failed publish can never let a later event overtake it (see
+ * publishRound). A crash between ack and mark makes the next leader publish
+ * again, and JetStream drops the duplicate.
  *
  * Emits "sequenced" after each batch of new sequence numbers (StreamEvents
  * waits on it).
@@ -70,6 +70,8 @@ export class Relay extends EventEmitter {
   private loop: Promise<void> | undefined;
   private wakeUp: (() => void) | undefined;
   private prunedAt = 0;
+  /** The last event this leader saw stored, while nothing failed since (see publishRound). */
+  private lastPublishedId: string | undefined;
   private roundStartedAt = 0;
   private readonly onCommit = () => this.wake();
 
@@ -179,6 +181,7 @@ export class Relay extends EventEmitter {
         )) as { mine: number | null }[];
         this.leader = mine === 1;
         this.leaseCheckedAt = now;
+        if (!this.leader) this.lastPublishedId = undefined;
         if (!this.leader) this.log.warn("lost the relay lease");
         return this.leader;
       }
@@ -202,6 +205,7 @@ export class Relay extends EventEmitter {
     const runner = this.runner;
     this.runner = undefined;
     this.leader = false;
+    this.lastPublishedId = undefined;
     if (!runner) return;
     await runner.query("DO RELEASE_LOCK(?)", [this.lockName]).catch(() => undefined);
     await runner.release().catch(() => undefined);
@@ -235,28 +239,32 @@ export class Relay extends EventEmitter {
   private async publishRound(batch: RecordedEvent[]): Promise<number> {
     if (batch.length === 0) return 0;
     if (this.opts.fault === "crash-before-publish") crash("before publish");
-    const chains = new Map<string, RecordedEvent[]>();
-    for (const e of batch) {
-      const chain = chains.get(e.groupId);
-      if (chain) chain.push(e);
-      else chains.set(e.groupId, [e]);
-    }
-    const acked: string[] = [];
-    let failure: unknown;
-    await Promise.all(
-      [...chains.values()].map(async (chain) => {
-        for (const e of chain) {
-          try {
-            await this.publisher!.publish(e);
-            acked.push(e.outboxSeq);
-            this.opts.onPublished?.(e);
-          } catch (err) {
-            failure ??= err;
-            return; // the rest of this group waits for the next round, in order
-          }
-        }
+    // One pipeline in sequence order, without waiting for each ack: every
+    // publish names the previous event as the stream's expected last message
+    // (JetStream checks it after dropping duplicates). If one is not stored,
+    // every later one in flight is refused too, so nothing can overtake it —
+    // one group's events stay in commit order — and the next round starts
+    // again from the first event not acknowledged.
+    let previous = this.lastPublishedId;
+    const outcomes = await Promise.allSettled(
+      batch.map((e) => {
+        const expectLastId = previous;
+        previous = e.id;
+        return this.publisher!.publish(e, expectLastId);
       }),
     );
+    const acked: string[] = [];
+    let failure: unknown;
+    outcomes.forEach((outcome, i) => {
+      if (outcome.status === "fulfilled") {
+        acked.push(batch[i].outboxSeq);
+        this.opts.onPublished?.(batch[i]);
+      } else {
+        failure ??= outcome.reason;
+      }
+    });
+    // After a failure the stream's last message is unknown: the next round's first publish names none.
+    this.lastPublishedId = failure === undefined ? batch.at(-1)!.id : undefined;
     if (this.opts.fault === "crash-after-ack" && acked.length > 0) crash("after ack, before mark");
     await events.markPublished(this.db.reader, acked, new Date());
     if (failure) throw failure;

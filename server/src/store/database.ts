@@ -4,7 +4,7 @@ import { throwIfPastDeadline } from "../domain/deadline.js";
 import { DomainError } from "../domain/errors.js";
 import { dialectOf, type Dialect } from "./dialect.js";
 import { isRetryableConflict, isUnavailable } from "./errors.js";
-import { beginLazily, hasBegun, wasCommitted } from "./round-trips.js";
+import { beginLazily, hasBegun } from "./round-trips.js";
 
 /** Pool connections already switched to READ COMMITTED. */
 const readCommittedConnections = new WeakSet<object>();
@@ -80,11 +80,9 @@ export class Database extends EventEmitter {
       }
       try {
         const result = await work(runner.manager);
-        if (!wasCommitted(runner)) {
-          // A caller already answered DEADLINE_EXCEEDED must not see its change happen later.
-          throwIfPastDeadline();
-          await runner.commitTransaction();
-        }
+        // A caller already answered DEADLINE_EXCEEDED must not see its change happen later.
+        throwIfPastDeadline();
+        await runner.commitTransaction();
         return { result, manager: runner.manager };
       } catch (err) {
         if (hasBegun(runner)) await runner.rollbackTransaction().catch(() => undefined);

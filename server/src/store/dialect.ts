@@ -1,5 +1,5 @@
 import type { DataSource, EntityManager, ObjectLiteral, SelectQueryBuilder } from "typeorm";
-import { commitStatement, noteCommitted, takeBegin } from "./round-trips.js";
+import { takeBegin } from "./round-trips.js";
 
 /**
  * The few places where MySQL/MariaDB (production) and SQLite (the embedded
@@ -67,16 +67,11 @@ export interface Statement {
 /**
  * Runs statements in order and returns the rows each changed. On MySQL they
  * go in one round trip (a multi-statement query; the first failure stops the
- * rest, and the caller's transaction then rolls back); SQLite runs them one by
- * one, which costs nothing in process. With `commit`, the transaction commits
- * in the same round trip (see round-trips.ts): only for a batch whose every
- * failure is an error, never a result the caller would still need to check.
+ * rest, and the caller's transaction then rolls back), with START TRANSACTION
+ * if it has not gone out yet (see round-trips.ts); SQLite runs them one by
+ * one, which costs nothing in process.
  */
-export async function executeAll(
-  db: EntityManager,
-  statements: Statement[],
-  opts: { commit?: boolean } = {},
-): Promise<number[]> {
+export async function executeAll(db: EntityManager, statements: Statement[]): Promise<number[]> {
   const runner = db.queryRunner;
   if (!runner) throw new Error("executeAll runs inside a transaction");
   if (dialectOf(db) === "sqlite") {
@@ -85,16 +80,13 @@ export async function executeAll(
     return affected;
   }
   const before = takeBegin(runner);
-  const after = opts.commit ? commitStatement() : [];
   const raw = (await runner.query(
-    [...before, ...statements.map((s) => s.sql), ...after].join(";\n"),
+    [...before, ...statements.map((s) => s.sql)].join(";\n"),
     statements.flatMap((s) => s.params),
   )) as { affectedRows?: number } | { affectedRows?: number }[];
-  if (opts.commit) noteCommitted(runner);
-  const results =
-    Array.isArray(raw) && before.length + statements.length + after.length > 1 ? raw : [raw];
+  const results = before.length + statements.length > 1 ? (raw as unknown[]) : [raw];
   return results
-    .slice(before.length, before.length + statements.length)
+    .slice(before.length)
     .map((r) => (r as { affectedRows?: number }).affectedRows ?? 0);
 }
 

@@ -84,10 +84,10 @@ export async function lockGroupForMemberChange(
  * meanwhile, the insert meets a duplicate key or the delete finds fewer rows,
  * and this throws ConcurrentChange (the transaction then rolls back).
  *
- * It is the transaction's last statement batch. An add also commits in it:
- * every way an add can go wrong is an error that stops the batch before its
- * COMMIT. A remove's short count is a result to check first, so a remove
- * commits separately.
+ * COMMIT is not sent with it: a write can wait on a row lock (a link another
+ * change is adding, a count row), and a call whose deadline passes meanwhile
+ * must not commit after its caller was told it failed (Database checks the
+ * deadline before COMMIT).
  */
 export async function writeLinkChange(
   tx: EntityManager,
@@ -114,15 +114,11 @@ export async function writeLinkChange(
         };
   let affected: number[];
   try {
-    affected = await executeAll(
-      tx,
-      [
-        links,
-        memberCountStatement(tx, group.id, op === "add" ? ids.length : -ids.length),
-        ...eventStatements(tx, change.events),
-      ],
-      { commit: op === "add" },
-    );
+    affected = await executeAll(tx, [
+      links,
+      memberCountStatement(tx, group.id, op === "add" ? ids.length : -ids.length),
+      ...eventStatements(tx, change.events),
+    ]);
   } catch (err) {
     if (op === "add" && isDuplicateKey(err, "PRIMARY"))
       throw new ConcurrentChange("link added meanwhile");
