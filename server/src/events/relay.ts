@@ -7,11 +7,7 @@ import * as events from "../store/events.js";
 import type { NatsPublisher } from "./nats-publisher.js";
 
 export interface RelayOptions {
-  /**
-   * Events sequenced / published per round. Large, because one group's events
-   * go out one after another: a backlog (runs of events per group) drains only
-   * as fast as the number of groups in a round lets publishes overlap.
-   */
+  /** Events sequenced and published per round: the publishes of a round are in flight together. */
   batchSize: number;
   /** How often a leader looks for events committed by other replicas. */
   pollIntervalMs: number;
