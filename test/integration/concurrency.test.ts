@@ -69,7 +69,8 @@ function clientPool(size = 32): Clients[] {
 }
 
 beforeAll(async () => {
-  t = await startTestServer();
+  // Fold member counts as soon as a group has one delta row, so folding meets the writes.
+  t = await startTestServer({}, { reaper: { foldMinDeltaRows: 1 } });
 });
 
 afterAll(async () => {
@@ -211,6 +212,57 @@ describe("concurrent writers", () => {
     state = await checkGroupConsistent(c, org, g);
     expect(state.rows).toBe(members.length - gone.length);
     expect(state.removed).toBe(gone.length);
+  });
+
+  it("folding member counts beside adds and removes on a hot group keeps member_count exact", async () => {
+    const c = t.clients("grpc");
+    const org = (await c.orgs.createOrganization({ name: "Folded" })).organization!.id;
+    const members = await pool(Array.from({ length: 120 }), 16, async (_, i) => {
+      const r = await c.orgs.createOrganizationMembership({ organizationId: org, userId: `f${i}` });
+      return r.organizationMembership!.id;
+    });
+    const g = (await c.groups.createGroup({ organizationId: org, name: "Folded" })).group!.id;
+    const clients = clientPool(32);
+    const unexpected: string[] = [];
+    let writing = true;
+    let folds = 0;
+    const folding = (async () => {
+      while (writing) {
+        await t.server.reaper.foldMemberCounts();
+        folds++;
+        // The embedded SQLite store answers synchronously: let the calls run between folds.
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+    })();
+    // Add all, then remove every third, each from whichever client comes next.
+    const gone = members.filter((_, i) => i % 3 === 0);
+    const jobs = [
+      ...members.map((id) => ({ op: "add" as const, id })),
+      ...gone.map((id) => ({ op: "remove" as const, id })),
+    ];
+    await pool(jobs, 32, async ({ op, id }, i) => {
+      const ref = { organizationId: org, groupId: g, organizationMembershipId: id };
+      const client = clients[i % clients.length].groups;
+      const o = await outcome<unknown>(
+        op === "add" ? client.addGroupMember(ref) : client.removeGroupMember(ref),
+      );
+      if (!o.ok) unexpected.push(`${op}: ${describeFailure(o)}`);
+    });
+    writing = false;
+    await folding;
+    expect(unexpected).toEqual([]);
+    expect(folds).toBeGreaterThan(0);
+    await checkGroupConsistent(c, org, g);
+
+    // Once folded, the whole count is in the group row.
+    await t.server.reaper.foldMemberCounts();
+    expect(await scalar("SELECT COUNT(*) FROM group_member_counts WHERE group_id = ?", [g])).toBe(
+      0,
+    );
+    expect(await scalar("SELECT member_count FROM org_groups WHERE id = ?", [g])).toBe(
+      members.length - gone.length,
+    );
+    await checkGroupConsistent(c, org, g);
   });
 
   it("CreateGroup with the same request_id from many clients creates one group", async () => {

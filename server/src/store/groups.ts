@@ -117,6 +117,44 @@ export function memberCountStatement(tx: EntityManager, id: string, delta: numbe
   };
 }
 
+/** Groups with at least `minRows` delta rows of their member count, at most `max` of them. */
+export async function groupsWithCountDeltas(
+  db: EntityManager,
+  minRows: number,
+  max: number,
+): Promise<string[]> {
+  const rows = await select<{ id: string }>(
+    db,
+    "SELECT group_id AS id FROM group_member_counts GROUP BY group_id " +
+      `HAVING COUNT(*) >= ? LIMIT ${Math.trunc(max)}`,
+    [minRows],
+  );
+  return rows.map((r) => r.id);
+}
+
+/**
+ * Folds a group's delta rows into org_groups.member_count, so that reading
+ * the count sums fewer rows. Under the group row's exclusive lock: member
+ * changes hold its share lock until they commit, so none is in flight
+ * meanwhile, and none of its deltas is missed or counted twice. A read
+ * without locks is one statement, so it sees the count before or after.
+ */
+export async function foldMemberCount(tx: EntityManager, id: string): Promise<void> {
+  const [locked] = await select<{ id: string }>(
+    tx,
+    `SELECT id FROM org_groups WHERE id = ?${lockClause(tx, "update")}`,
+    [id],
+  );
+  if (!locked) return;
+  await execute(
+    tx,
+    "UPDATE org_groups SET member_count = member_count + COALESCE(" +
+      "(SELECT SUM(c.delta) FROM group_member_counts c WHERE c.group_id = ?), 0) WHERE id = ?",
+    [id, id],
+  );
+  await execute(tx, "DELETE FROM group_member_counts WHERE group_id = ?", [id]);
+}
+
 /** Hides the group from every read; the reaper (see deletion-jobs) removes its group memberships in chunks. */
 export async function markGroupDeleted(tx: EntityManager, id: string, at: Date): Promise<void> {
   await tx.update(GroupEntity, { id }, { deletedAt: at });
