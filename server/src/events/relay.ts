@@ -177,8 +177,10 @@ export class Relay extends EventEmitter {
         )) as { mine: number | null }[];
         this.leader = mine === 1;
         this.leaseCheckedAt = now;
-        if (!this.leader) this.lastPublishedId = undefined;
-        if (!this.leader) this.log.warn("lost the relay lease");
+        if (!this.leader) {
+          this.lastPublishedId = undefined;
+          this.log.warn("lost the relay lease");
+        }
         return this.leader;
       }
       const [{ got }] = (await this.runner.query("SELECT GET_LOCK(?, 0) AS got", [
