@@ -236,7 +236,11 @@ export class Relay extends EventEmitter {
 
   private async publishRound(batch: RecordedEvent[]): Promise<number> {
     if (batch.length === 0) return 0;
-    if (this.opts.fault === "crash-before-publish") crash("before publish");
+    if (this.opts.fault === "crash-before-publish") {
+      // Calls go on being answered for a moment (their events stay unpublished), then the process dies.
+      setTimeout(() => crash("before publish"), 200);
+      return new Promise<never>(() => undefined);
+    }
     // One pipeline in sequence order, without waiting for each ack: every
     // publish names the previous event as the stream's expected last message
     // (JetStream checks it after dropping duplicates). If one is not stored,
