@@ -217,7 +217,7 @@ export class Relay extends EventEmitter {
     const max = this.opts.batchSize;
     let round: { sequenced: number; unpublished: RecordedEvent[] };
     if (this.db.dialect === "sqlite") {
-      const sequenced = await this.db.transaction((tx) => events.assignSequences(tx, max));
+      const sequenced = await this.db.transaction((tx) => events.assignSequencesSqlite(tx, max));
       const unpublished = this.publisher ? await events.unpublishedEvents(this.db.reader, max) : [];
       round = { sequenced, unpublished };
     } else {

@@ -2,15 +2,7 @@ import type { EntityManager, QueryRunner } from "typeorm";
 import type { EventData, EventType, RecordedEvent } from "../domain/events.js";
 import type { Group } from "../domain/model.js";
 import type { EventRow } from "./entities.js";
-import {
-  deleteLimited,
-  dialectOf,
-  execute,
-  indexed,
-  placeholders,
-  readTime,
-  select,
-} from "./dialect.js";
+import { deleteLimited, execute, indexed, placeholders, readTime, select } from "./dialect.js";
 
 /**
  * Reads and bookkeeping of the event log (the `events` table, which is also
@@ -44,26 +36,22 @@ function toRecordedEvent(r: EventRecord): RecordedEvent {
 
 /**
  * Gives the next `max` unsequenced events (in outbox order) consecutive
- * sequence numbers after the largest one, in one statement. Run by the relay
+ * sequence numbers after the largest one, in one statement, on the embedded
+ * SQLite store (MySQL's relay does it in sequenceAndFetch). Run by the relay
  * leader only, inside its transaction: a reader sees a whole batch or none of
  * it, so sequences never appear out of order. Changes to one group lock the
  * group row, so their outbox order is their commit order, and so is their
  * sequence order.
  */
-export async function assignSequences(tx: EntityManager, max: number): Promise<number> {
-  const limit = Math.trunc(max);
-  if (dialectOf(tx) === "sqlite") {
-    return execute(
-      tx,
-      `UPDATE events SET sequence = base.top + next.n
-       FROM (SELECT COALESCE(MAX(sequence), 0) AS top FROM events) AS base,
-            (SELECT outbox_seq, ROW_NUMBER() OVER (ORDER BY outbox_seq) AS n FROM events
-             WHERE sequence IS NULL ORDER BY outbox_seq LIMIT ${limit}) AS next
-       WHERE events.outbox_seq = next.outbox_seq`,
-    );
-  }
-  await execute(tx, SEQUENCE_BASE);
-  return execute(tx, sequenceStatement(limit));
+export async function assignSequencesSqlite(tx: EntityManager, max: number): Promise<number> {
+  return execute(
+    tx,
+    `UPDATE events SET sequence = base.top + next.n
+     FROM (SELECT COALESCE(MAX(sequence), 0) AS top FROM events) AS base,
+          (SELECT outbox_seq, ROW_NUMBER() OVER (ORDER BY outbox_seq) AS n FROM events
+           WHERE sequence IS NULL ORDER BY outbox_seq LIMIT ${Math.trunc(max)}) AS next
+     WHERE events.outbox_seq = next.outbox_seq`,
+  );
 }
 
 const SEQUENCE_BASE = "SET @groups_seq = (SELECT COALESCE(MAX(sequence), 0) FROM events)";
@@ -75,7 +63,7 @@ const sequenceStatement = (max: number) =>
  * A relay round's reads and writes on the leader's lease connection, in one
  * round trip on MySQL (the relay shares the event loop with the calls it
  * follows, and under load every round trip waits its turn): sequence up to
- * `max` new events in a transaction of their own (assignSequences), commit,
+ * `max` new events in a transaction of their own (MySQL user-variable numbering), commit,
  * then — with `fetch` — read up to `max` sequenced, unpublished events.
  */
 export async function sequenceAndFetch(
