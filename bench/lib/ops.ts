@@ -6,7 +6,8 @@ import { MEMBERSHIP_COLUMNS } from "../../server/src/store/pagination.js";
 import {
   groupsOfMemberStatement,
   membershipInGroupsStatement,
-  membershipsWithLinksStatement,
+  memberChangeReads,
+  memberChangeWrites,
 } from "../../server/src/store/group-members.js";
 import { groupStatement } from "../../server/src/store/groups.js";
 import { membershipStatement } from "../../server/src/store/memberships.js";
@@ -344,48 +345,41 @@ export class OpContext {
       ]);
     };
     /**
-     * A member change as the store sends it (lockGroupForMemberChange, writeLinkChange,
-     * round-trips.ts): START TRANSACTION with the group under a share lock and the
-     * memberships with their links and the count, then the writes — the links, one
+     * A member change as the store sends it (memberChangeReads, memberChangeWrites,
+     * round-trips.ts): START TRANSACTION with the group under a share lock, the
+     * memberships, their links with the count, then the writes — the links, one
      * delta row of the count (upsert), the outbox rows — in one round trip, then COMMIT.
      */
     const changeTx = async (g: number, members: number[], op: "add" | "remove") => {
       const c = await pool.getConnection();
       try {
         const group = ids.group(g);
-        const mids = members.map(ids.memberA);
-        const reads = [
-          groupStatement("mysql", ids.orgA, group, { lock: "share", count: false }),
-          membershipsWithLinksStatement(group, mids),
-        ];
-        const [[, , rows]] = await c.query<mysql.RowDataPacket[][]>(
+        const target = {
+          organizationId: ids.orgA,
+          groupId: group,
+          membershipIds: members.map(ids.memberA),
+        };
+        const reads = memberChangeReads("mysql", [target], "share");
+        const [[, , , links]] = await c.query<mysql.RowDataPacket[][]>(
           ["START TRANSACTION", ...reads.map((st) => st.sql)].join(";\n"),
           reads.flatMap((st) => st.params),
         );
-        const linked = new Set(
-          rows.filter((r) => Number(r.linked) === 1).map((r) => r.id as string),
-        );
+        const linked = new Set(links.map((r) => r.membershipId as string | null));
         const changed = members.filter((i) => linked.has(ids.memberA(i)) === (op === "remove"));
         if (changed.length === 0) {
           await c.query("COMMIT");
           return 0;
         }
         const at = new Date();
-        // The writes (links, one count-delta row, the outbox rows) in one multi-statement round trip.
-        const links =
-          op === "add"
-            ? fmt(
-                "INSERT INTO group_memberships (group_id, organization_membership_id, organization_id, created_at) VALUES ?",
-                [changed.map((i) => [group, ids.memberA(i), ids.orgA, at])],
-              )
-            : fmt(
-                "DELETE FROM group_memberships WHERE group_id = ? AND organization_membership_id IN (?)",
-                [group, changed.map(ids.memberA)],
-              );
-        const count = fmt(
-          "INSERT INTO group_member_counts (group_id, shard, delta) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE delta = delta + VALUES(delta)",
-          [group, Math.floor(Math.random() * 16), op === "add" ? changed.length : -changed.length],
-        );
+        const { statements } = memberChangeWrites("mysql", [
+          {
+            group: { id: group, organizationId: ids.orgA },
+            op,
+            membershipIds: changed.map(ids.memberA),
+            events: [],
+            at,
+          },
+        ]);
         const type = op === "add" ? "group.member_added" : "group.member_removed";
         const events: string[] = [];
         for (let s = 0; s < changed.length; s += 500) {
@@ -397,7 +391,11 @@ export class OpContext {
                 .join(", "),
           );
         }
-        await c.query([links, count, ...events].join(";\n"));
+        // The writes (links, one count-delta row, the outbox rows) in one multi-statement round trip.
+        await c.query(
+          [...statements.map((st) => st.sql), ...events].join(";\n"),
+          statements.flatMap((st) => st.params),
+        );
         await c.query("COMMIT");
         return changed.length;
       } catch (err) {

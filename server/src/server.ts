@@ -115,7 +115,14 @@ export async function startServer(
   });
 
   const bindings: ServiceBinding[] = [
-    { service: GroupsService, handlers: groupsHandlers(new Groups(database, reaper)) as never },
+    {
+      service: GroupsService,
+      handlers: groupsHandlers(
+        new Groups(database, reaper, {
+          onSharedChange: (calls) => metrics.memberChangesPerTransaction.observe(calls),
+        }),
+      ) as never,
+    },
     {
       service: OrganizationsService,
       handlers: organizationsHandlers(

@@ -4,6 +4,7 @@ import { ErrorInfoSchema } from "../../clients/src/gen/google/rpc/error_details_
 import { startTestServer, type Clients, type Door, type TestServer } from "../support/server.js";
 import { pool } from "../support/assertions.js";
 import { MEMBER_COUNT } from "../../server/src/store/pagination.js";
+import { TEST_DATABASE } from "../support/database.js";
 
 /**
  * Many clients racing on the same rows (SPEC §3): never INTERNAL, no duplicate
@@ -60,6 +61,17 @@ async function checkGroupConsistent(c: Clients, organizationId: string, groupId:
   const removed = await eventCount(groupId, "group.member_removed");
   expect(added - removed, "member_added − member_removed events").toBe(rows);
   return { rows, added, removed };
+}
+
+/** The group-commit metric: AddGroupMember/RemoveGroupMember calls and the shared transactions that took them. */
+async function sharedTransactions(): Promise<{ calls: number; transactions: number }> {
+  const text = await (await fetch(`${t.httpUrl}/metrics`)).text();
+  const value = (name: string) =>
+    Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? Number.NaN);
+  return {
+    calls: value("groups_member_changes_per_transaction_sum"),
+    transactions: value("groups_member_changes_per_transaction_count"),
+  };
 }
 
 /** 32 clients, half on the grpc-js door and half on connect-node. */
@@ -263,6 +275,97 @@ describe("concurrent writers", () => {
       members.length - gone.length,
     );
     await checkGroupConsistent(c, org, g);
+  });
+
+  it("single adds and removes arriving together share transactions, and each gets the answer it would get alone", async () => {
+    const c = t.clients("grpc");
+    const org = (await c.orgs.createOrganization({ name: "Together" })).organization!.id;
+    const other = (await c.orgs.createOrganization({ name: "Elsewhere" })).organization!.id;
+    const members = await pool(Array.from({ length: 60 }), 16, async (_, i) => {
+      const r = await c.orgs.createOrganizationMembership({ organizationId: org, userId: `t${i}` });
+      return r.organizationMembership!.id;
+    });
+    const foreign = (
+      await c.orgs.createOrganizationMembership({ organizationId: other, userId: "f" })
+    ).organizationMembership!.id;
+    const groups = await pool(Array.from({ length: 4 }), 4, async (_, i) => {
+      return (await c.groups.createGroup({ organizationId: org, name: `T${i}` })).group!.id;
+    });
+    // Members 0–9 are already in every group.
+    for (const g of groups) {
+      await c.groups.batchAddGroupMembers({
+        organizationId: org,
+        groupId: g,
+        organizationMembershipIds: members.slice(0, 10),
+      });
+    }
+    const batchesBefore = await sharedTransactions();
+
+    type Expect = "added" | "noop" | "removed" | string;
+    const calls: { run: (x: Clients) => Promise<unknown>; expect: Expect; pair?: string }[] = [];
+    const add = (g: string, m: string, expect: Expect, organizationId = org) =>
+      calls.push({
+        run: (x) =>
+          x.groups.addGroupMember({ organizationId, groupId: g, organizationMembershipId: m }),
+        expect,
+        pair: `${g} ${m}`,
+      });
+    const remove = (g: string, m: string, allowMissing: boolean, expect: Expect) =>
+      calls.push({
+        run: (x) =>
+          x.groups.removeGroupMember({
+            organizationId: org,
+            groupId: g,
+            organizationMembershipId: m,
+            allowMissing,
+          }),
+        expect,
+      });
+    groups.forEach((g, gi) => {
+      for (let i = 10; i < 20; i++) add(g, members[i + gi * 10], "added"); // new links
+      add(g, members[gi], "noop"); // already a member
+      remove(g, members[9 - gi], false, "removed"); // a member leaves
+      remove(g, members[59], true, "noop"); // not a member, allowed
+      remove(g, members[58], false, "NOT_FOUND GROUP_MEMBERSHIP_NOT_FOUND");
+      add(g, foreign, "FAILED_PRECONDITION MEMBERSHIP_IN_OTHER_ORGANIZATION");
+      add(g, "om_01JZZZZZZZZZZZZZZZZZZZZZZZ", "NOT_FOUND ORGANIZATION_MEMBERSHIP_NOT_FOUND");
+    });
+    add("group_01JZZZZZZZZZZZZZZZZZZZZZZZ", members[0], "NOT_FOUND GROUP_NOT_FOUND");
+    add(groups[0], members[0], "NOT_FOUND GROUP_NOT_FOUND", other); // a group of another organization
+    // Eight adds of one new link: exactly one adds it.
+    for (let i = 0; i < 8; i++) add(groups[3], members[50], "added-once");
+
+    const clients = clientPool(32);
+    const outcomes = await Promise.all(calls.map((call, i) => outcome(call.run(clients[i % 32]))));
+    const codeName: Partial<Record<Code, string>> = {
+      [Code.NotFound]: "NOT_FOUND",
+      [Code.FailedPrecondition]: "FAILED_PRECONDITION",
+    };
+    const answer = (o: Outcome<unknown>): string => {
+      if (!o.ok) return `${codeName[o.code] ?? Code[o.code]} ${o.reason}`;
+      const v = o.value as { added?: boolean; removed?: boolean };
+      if (v.added !== undefined) return v.added ? "added" : "noop";
+      return v.removed ? "removed" : "noop";
+    };
+    const got = outcomes.map(answer);
+    const once = got.filter((_, i) => calls[i].expect === "added-once");
+    expect(once.filter((a) => a === "added")).toHaveLength(1);
+    expect(once.filter((a) => a !== "added").every((a) => a === "noop")).toBe(true);
+    expect(got.filter((_, i) => calls[i].expect !== "added-once")).toEqual(
+      calls.filter((call) => call.expect !== "added-once").map((call) => call.expect),
+    );
+
+    for (const g of groups) await checkGroupConsistent(c, org, g);
+    expect(await linkRows(groups[3], members[50])).toBe(1);
+    expect(await eventCount(groups[0], "group.member_removed")).toBe(1);
+    // Every call went through the group commit; on MariaDB, under this load, calls shared
+    // transactions. (The embedded SQLite store answers synchronously: each call's transaction
+    // is over before the next call arrives.)
+    const batchesAfter = await sharedTransactions();
+    expect(batchesAfter.calls - batchesBefore.calls).toBe(calls.length);
+    if (TEST_DATABASE === "mysql") {
+      expect(batchesAfter.transactions - batchesBefore.transactions).toBeLessThan(calls.length / 2);
+    }
   });
 
   it("CreateGroup with the same request_id from many clients creates one group", async () => {

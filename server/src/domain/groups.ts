@@ -17,6 +17,8 @@ import {
   organizationNotFound,
   type FieldViolation,
 } from "./errors.js";
+import { Combiner, type Pending } from "./combiner.js";
+import { earliestOf, underDeadline } from "./deadline.js";
 import { groupEvent, memberEvent } from "./event-builders.js";
 import { newId } from "./ids.js";
 import { etagOf, type Group, type Membership, type Page } from "./model.js";
@@ -42,6 +44,23 @@ interface MemberChange extends GroupRef {
   within?: string;
 }
 
+/** One AddGroupMember or RemoveGroupMember call. */
+interface SingleChange extends MemberChange {
+  membershipId: string;
+  op: "add" | "remove";
+  /** For a remove: a membership not in the group is no error. */
+  allowMissing: boolean;
+}
+
+interface SingleChangeResult {
+  group: Group;
+  changed: boolean;
+}
+
+/** How many shared member-change transactions run at once, and how many calls one serves at most. */
+const SINGLE_CHANGES_RUNNING = 2;
+const SINGLE_CHANGES_BATCH = 64;
+
 const etagMismatch = (group: Group) =>
   new DomainError("aborted", "ETAG_MISMATCH", "the group changed since the etag was read", [], {
     etag: etagOf(group),
@@ -57,7 +76,20 @@ export class Groups {
   constructor(
     private readonly db: Database,
     private readonly reaper: Reaper,
-  ) {}
+    private readonly observe: {
+      /** A shared transaction (see changeTogether) took `calls` calls. */
+      onSharedChange?: (calls: number) => void;
+    } = {},
+  ) {
+    this.singleChanges = new Combiner((batch) => this.changeTogether(batch), {
+      // Two transactions in turn keep the database busy while one commits; SQLite has one writer.
+      maxRunning: db.dialect === "sqlite" ? 1 : SINGLE_CHANGES_RUNNING,
+      maxBatch: SINGLE_CHANGES_BATCH,
+    });
+  }
+
+  /** AddGroupMember and RemoveGroupMember calls, served together under load (see changeTogether). */
+  private readonly singleChanges: Combiner<SingleChange, SingleChangeResult>;
 
   async create(input: {
     organizationId: string;
@@ -240,8 +272,12 @@ export class Groups {
     const v = this.validateRef(input);
     v.id("organization_membership_id", "membership", input.membershipId);
     v.throwIfAny();
-    const { group, changed } = await this.changeMembers(input, [input.membershipId], "add");
-    return { group, added: changed.length > 0 };
+    const { group, changed } = await this.singleChanges.submit({
+      ...input,
+      op: "add",
+      allowMissing: true,
+    });
+    return { group, added: changed };
   }
 
   async removeMember(
@@ -250,23 +286,8 @@ export class Groups {
     const v = this.validateRef(input);
     v.id("organization_membership_id", "membership", input.membershipId);
     v.throwIfAny();
-    const { group, changed } = await this.changeMembers(
-      input,
-      [input.membershipId],
-      "remove",
-      (group) => {
-        if (!input.allowMissing) {
-          throw new DomainError(
-            "not_found",
-            "GROUP_MEMBERSHIP_NOT_FOUND",
-            `${input.membershipId} is not a member of ${group.id}`,
-            [],
-            { group_id: group.id, organization_membership_id: input.membershipId },
-          );
-        }
-      },
-    );
-    return { group, removed: changed.length > 0 };
+    const { group, changed } = await this.singleChanges.submit({ ...input, op: "remove" });
+    return { group, removed: changed };
   }
 
   async batchAdd(input: MemberChange & { membershipIds: string[] }) {
@@ -340,6 +361,134 @@ export class Groups {
   }
 
   /**
+   * Serves AddGroupMember and RemoveGroupMember calls that arrived together
+   * in one transaction: each group locked once, every link, count and event
+   * written in one round trip, one commit for all. Only the plain cases are
+   * served here — the group and membership exist in one organization, and the
+   * call changes a link or is a no-op add or allowed-missing remove; a second
+   * call for the same link waits for this transaction. Those, and every call
+   * of a transaction that failed (a link changed concurrently, a deadline
+   * passed, a conflict past its retries), then run alone through
+   * changeMembers, which gives each its own answer or error.
+   */
+  private async changeTogether(batch: Pending<SingleChange, SingleChangeResult>[]): Promise<void> {
+    this.observe.onSharedChange?.(batch.length);
+    let served: Map<Pending<SingleChange, SingleChangeResult>, SingleChangeResult>;
+    let alone: Pending<SingleChange, SingleChangeResult>[];
+    try {
+      ({ served, alone } = await underDeadline(earliestOf(batch.map((p) => p.deadline)), () =>
+        this.db.transaction((tx) => this.changeTogetherIn(tx, batch)),
+      ));
+    } catch {
+      served = new Map();
+      alone = batch;
+    }
+    for (const [pending, result] of served) pending.resolve(result);
+    await Promise.all(
+      alone.map((p) =>
+        underDeadline(p.deadline, () => this.changeOne(p.input)).then(p.resolve, p.reject),
+      ),
+    );
+  }
+
+  private async changeTogetherIn(
+    tx: EntityManager,
+    batch: Pending<SingleChange, SingleChangeResult>[],
+  ) {
+    type Call = Pending<SingleChange, SingleChangeResult>;
+    const groupKey = (c: SingleChange) => `${c.organizationId} ${c.groupId}`;
+    const targets = new Map<string, groupMembers.MemberChangeTarget>();
+    const links = new Set<string>();
+    const together: Call[] = [];
+    const alone: Call[] = [];
+    for (const call of batch) {
+      const c = call.input;
+      const link = `${groupKey(c)} ${c.membershipId}`;
+      if (links.has(link)) {
+        alone.push(call);
+        continue;
+      }
+      links.add(link);
+      together.push(call);
+      const target = targets.get(groupKey(c));
+      if (target) target.membershipIds.push(c.membershipId);
+      else
+        targets.set(groupKey(c), {
+          organizationId: c.organizationId,
+          groupId: c.groupId,
+          membershipIds: [c.membershipId],
+        });
+    }
+    // Groups locked in id order: two transactions sharing groups lock them alike.
+    const sorted = [...targets.entries()].sort(([, a], [, b]) =>
+      a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : 0,
+    );
+    const locked = await groupMembers.lockGroupsForMemberChange(
+      tx,
+      sorted.map(([, t]) => t),
+      "share",
+    );
+    const lockedByKey = new Map(sorted.map(([key], i) => [key, locked[i]]));
+    const counts = new Map<string, number>();
+    const writes = new Map<string, groupMembers.LinkChange>();
+    const served = new Map<Call, SingleChangeResult>();
+    const at = new Date();
+    for (const call of together) {
+      const c = call.input;
+      const { group, found } = lockedByKey.get(groupKey(c))!;
+      const m = found.get(c.membershipId);
+      if (!group || !m || m.membership.organizationId !== group.organizationId) {
+        alone.push(call);
+        continue;
+      }
+      const count = counts.get(group.id) ?? group.memberCount;
+      if (m.linked === (c.op === "add")) {
+        if (c.op === "remove" && !c.allowMissing) alone.push(call);
+        else served.set(call, { group: { ...group, memberCount: count }, changed: false });
+        continue;
+      }
+      const write = writes.get(`${group.id} ${c.op}`) ?? {
+        group,
+        op: c.op,
+        membershipIds: [],
+        events: [],
+        at,
+      };
+      writes.set(`${group.id} ${c.op}`, write);
+      write.membershipIds.push(c.membershipId);
+      write.events.push(
+        memberEvent(
+          c.op === "add" ? "group.member_added" : "group.member_removed",
+          group,
+          m.membership,
+          "api",
+        ),
+      );
+      const next = count + (c.op === "add" ? 1 : -1);
+      counts.set(group.id, next);
+      served.set(call, { group: { ...group, memberCount: next }, changed: true });
+    }
+    await groupMembers.writeLinkChanges(tx, [...writes.values()]);
+    return { served, alone };
+  }
+
+  /** One AddGroupMember or RemoveGroupMember call on its own. */
+  private async changeOne(c: SingleChange): Promise<SingleChangeResult> {
+    const { group, changed } = await this.changeMembers(c, [c.membershipId], c.op, (group) => {
+      if (c.op === "remove" && !c.allowMissing) {
+        throw new DomainError(
+          "not_found",
+          "GROUP_MEMBERSHIP_NOT_FOUND",
+          `${c.membershipId} is not a member of ${group.id}`,
+          [],
+          { group_id: group.id, organization_membership_id: c.membershipId },
+        );
+      }
+    });
+    return { group, changed: changed.length > 0 };
+  }
+
+  /**
    * The one path every add and remove takes: lock the group, check every
    * membership (all-or-nothing), change the links that need it, fix
    * member_count, and write one event per link changed — last, in the same
@@ -372,10 +521,9 @@ export class Groups {
   ): Promise<{ group: Group; changed: string[] }> {
     try {
       return await this.db.transaction(async (tx) => {
-        const { group, found } = await groupMembers.lockGroupForMemberChange(
+        const [{ group, found }] = await groupMembers.lockGroupsForMemberChange(
           tx,
-          ref,
-          membershipIds,
+          [{ organizationId: ref.organizationId, groupId: ref.groupId, membershipIds }],
           lock,
         );
         if (!group) throw await this.missingGroup(tx, ref);
@@ -425,13 +573,15 @@ export class Groups {
           return { group: { ...group, memberCount }, changed };
         }
         const type = op === "add" ? "group.member_added" : "group.member_removed";
-        await groupMembers.writeLinkChange(tx, {
-          group,
-          op,
-          membershipIds: changed,
-          events: changed.map((id) => memberEvent(type, group, found.get(id)!.membership, "api")),
-          at: new Date(),
-        });
+        await groupMembers.writeLinkChanges(tx, [
+          {
+            group,
+            op,
+            membershipIds: changed,
+            events: changed.map((id) => memberEvent(type, group, found.get(id)!.membership, "api")),
+            at: new Date(),
+          },
+        ]);
         const delta = op === "add" ? changed.length : -changed.length;
         return { group: { ...group, memberCount: memberCount + delta }, changed };
       });

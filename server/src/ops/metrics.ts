@@ -14,6 +14,8 @@ export class Metrics {
   readonly eventsPublished: Counter;
   /** Commit → JetStream ack, per event. */
   readonly relayLagSeconds: Histogram;
+  /** AddGroupMember/RemoveGroupMember calls served by each shared transaction. */
+  readonly memberChangesPerTransaction: Histogram;
 
   constructor(sources: MetricSources) {
     const registers = [this.registry];
@@ -40,6 +42,12 @@ export class Metrics {
       name: "groups_relay_lag_seconds",
       help: "Time from an event's commit to its JetStream ack",
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    });
+    this.memberChangesPerTransaction = new Histogram({
+      name: "groups_member_changes_per_transaction",
+      help: "AddGroupMember and RemoveGroupMember calls served together by one transaction (group commit)",
+      buckets: [1, 2, 4, 8, 16, 32, 64],
       registers,
     });
     const pool = (

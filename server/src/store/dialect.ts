@@ -172,10 +172,17 @@ export function deleteLimited(
 export const lockClause = (db: EntityManager | Dialect, mode: "update" | "share"): string =>
   dialectOf(db) === "sqlite" ? "" : mode === "update" ? " FOR UPDATE" : " LOCK IN SHARE MODE";
 
-/** Adds `delta` to a counter row, creating it when missing. */
-export function upsertAddSql(db: EntityManager, table: string, key: string[], column: string) {
+/** Adds `delta` to `rows` counter rows, creating them when missing. */
+export function upsertAddSql(
+  db: EntityManager | Dialect,
+  table: string,
+  key: string[],
+  column: string,
+  rows = 1,
+) {
   const columns = [...key, column];
-  const insert = `INSERT INTO ${table} (${columns.join(", ")}) VALUES (${columns.map(() => "?").join(", ")})`;
+  const row = `(${columns.map(() => "?").join(", ")})`;
+  const insert = `INSERT INTO ${table} (${columns.join(", ")}) VALUES ${Array(rows).fill(row).join(", ")}`;
   return dialectOf(db) === "sqlite"
     ? `${insert} ON CONFLICT (${key.join(", ")}) DO UPDATE SET ${column} = ${column} + excluded.${column}`
     : `${insert} ON DUPLICATE KEY UPDATE ${column} = ${column} + VALUES(${column})`;

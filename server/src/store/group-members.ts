@@ -10,11 +10,12 @@ import {
   placeholders,
   select,
   selectAll,
+  lockClause,
   type Dialect,
   type Statement,
 } from "./dialect.js";
 import { ConcurrentChange, isDuplicateKey } from "./errors.js";
-import { groupStatement, memberCountStatement } from "./groups.js";
+import { memberCountsStatement } from "./groups.js";
 import { eventStatements } from "./outbox.js";
 import {
   GROUP_COLUMNS,
@@ -26,105 +27,183 @@ import {
   reviveRow,
 } from "./pagination.js";
 
-/**
- * The memberships among `ids` (any organization), each with whether it is
- * already linked to the group, and the group's member count — one statement,
- * so one consistent snapshot. A link added or removed by a concurrent change
- * after this snapshot makes the write fail and the transaction rerun (see
- * writeLinkChange).
- */
-export function membershipsWithLinksStatement(groupId: string, ids: string[]): Statement {
-  return {
-    sql:
-      `SELECT ${MEMBERSHIP_COLUMNS}, EXISTS (SELECT 1 FROM group_memberships gm ` +
-      "WHERE gm.group_id = ? AND gm.organization_membership_id = m.id) AS linked, " +
-      `(SELECT ${MEMBER_COUNT} FROM org_groups g WHERE g.id = ?) AS memberCount ` +
-      `FROM organization_memberships m WHERE m.id IN ${placeholders(ids)}`,
-    params: [groupId, groupId, ...ids],
-  };
+/** One group's side of a change to its members: which group, which memberships. */
+export interface MemberChangeTarget {
+  organizationId: string;
+  groupId: string;
+  membershipIds: string[];
 }
 
-/**
- * All a change to a group's members reads, in one round trip (selectAll): the
- * live group under `lock` (undefined if it or its organization is gone), then
- * — once the lock is held — the memberships with their links and the count
- * (membershipsWithLinksStatement). The group's memberCount is that count.
- */
-export async function lockGroupForMemberChange(
-  tx: EntityManager,
-  ref: { organizationId: string; groupId: string },
-  ids: string[],
-  lock: "update" | "share",
-): Promise<{
+/** What lockGroupsForMemberChange found for one target. */
+export interface LockedGroup {
+  /** The live group with its member count; undefined if it or its organization is gone. */
   group?: Group;
+  /** The target's memberships that exist (in any organization), each with whether it is linked. */
   found: Map<string, { membership: Membership; linked: boolean }>;
-}> {
-  const [groupRows, rows] = (await selectAll(tx, [
-    groupStatement(tx, ref.organizationId, ref.groupId, { lock, count: false }),
-    membershipsWithLinksStatement(ref.groupId, ids),
-  ])) as [Group[], (Membership & { linked: number; memberCount: number | string | null })[]];
-  const found = new Map(
-    rows.map(({ linked, memberCount: _count, ...m }) => [
-      m.id,
-      { membership: reviveRow(m), linked: Number(linked) === 1 },
-    ]),
-  );
-  if (groupRows.length === 0) return { found };
-  const group = reviveRow(groupRows[0]);
-  // With no membership found there is no count either; the change then fails (NOT_FOUND) anyway.
-  group.memberCount = Number(rows[0]?.memberCount ?? 0);
-  return { group, found };
 }
 
 /**
- * Writes one change to a group's members — the links, the member count and
- * the events — in one round trip (see executeAll). The links were read (in
- * lockGroupForMemberChange) without locking them, since changes to one group's
- * members run side by side; if another change linked or unlinked one of them
- * meanwhile, the insert meets a duplicate key or the delete finds fewer rows,
- * and this throws ConcurrentChange (the transaction then rolls back).
+ * What a change to groups' members reads, in order: the live groups, locked
+ * in id order (two changes sharing groups lock them alike); then, once the
+ * locks are held, the memberships, and the links to the groups with the
+ * groups' member counts. Three statements however many groups and
+ * memberships: the service sends them in one round trip.
+ */
+export function memberChangeReads(
+  db: EntityManager | Dialect,
+  targets: MemberChangeTarget[],
+  lock: "update" | "share",
+): Statement[] {
+  const groupIds = [...new Set(targets.map((t) => t.groupId))].sort();
+  const membershipIds = [...new Set(targets.flatMap((t) => t.membershipIds))];
+  return [
+    {
+      sql:
+        `SELECT ${GROUP_COLUMNS.replace(MEMBER_COUNT, "0")} FROM org_groups g ` +
+        `WHERE g.id IN ${placeholders(groupIds)} AND g.deleted_at IS NULL AND EXISTS ` +
+        "(SELECT 1 FROM organizations o WHERE o.id = g.organization_id AND o.deleted_at IS NULL) " +
+        `ORDER BY g.id${lockClause(db, lock)}`,
+      params: groupIds,
+    },
+    {
+      sql: `SELECT ${MEMBERSHIP_COLUMNS} FROM organization_memberships m WHERE m.id IN ${placeholders(membershipIds)}`,
+      params: membershipIds,
+    },
+    {
+      // Links and counts in one statement, so in one snapshot: a count that already includes
+      // a change to a link read here as unchanged would answer a wrong member_count.
+      sql:
+        `SELECT g.id AS groupId, NULL AS membershipId, ${MEMBER_COUNT} AS memberCount ` +
+        `FROM org_groups g WHERE g.id IN ${placeholders(groupIds)} UNION ALL ` +
+        "SELECT group_id, organization_membership_id, NULL FROM group_memberships WHERE " +
+        targets
+          .map(
+            (t) =>
+              `(group_id = ? AND organization_membership_id IN ${placeholders(t.membershipIds)})`,
+          )
+          .join(" OR "),
+      params: [...groupIds, ...targets.flatMap((t) => [t.groupId, ...t.membershipIds])],
+    },
+  ];
+}
+
+/**
+ * Locks the targets' live groups and reads what a change to their members
+ * needs (memberChangeReads), in one round trip. The links are read without
+ * locking them, since changes to one group's members run side by side; a
+ * link added or removed by a concurrent change meanwhile makes the write fail
+ * (see writeLinkChanges) and the transaction rerun.
+ */
+export async function lockGroupsForMemberChange(
+  tx: EntityManager,
+  targets: MemberChangeTarget[],
+  lock: "update" | "share",
+): Promise<LockedGroup[]> {
+  const [groupRows, membershipRows, linkAndCountRows] = (await selectAll(
+    tx,
+    memberChangeReads(tx, targets, lock),
+  )) as [
+    Group[],
+    Membership[],
+    { groupId: string; membershipId: string | null; memberCount: number | string | null }[],
+  ];
+  const groupsById = new Map(groupRows.map((g) => [g.id, g]));
+  const membershipsById = new Map(membershipRows.map((m) => [m.id, reviveRow(m)]));
+  const links = new Set<string>();
+  const counts = new Map<string, number>();
+  for (const row of linkAndCountRows) {
+    if (row.membershipId === null) counts.set(row.groupId, Number(row.memberCount));
+    else links.add(`${row.groupId} ${row.membershipId}`);
+  }
+  return targets.map((t) => {
+    const found = new Map<string, { membership: Membership; linked: boolean }>();
+    for (const id of t.membershipIds) {
+      const membership = membershipsById.get(id);
+      if (membership) found.set(id, { membership, linked: links.has(`${t.groupId} ${id}`) });
+    }
+    const row = groupsById.get(t.groupId);
+    if (!row || row.organizationId !== t.organizationId) return { found };
+    return { group: { ...reviveRow(row), memberCount: counts.get(t.groupId) ?? 0 }, found };
+  });
+}
+
+/** One group's links to add or remove, with their events. */
+export interface LinkChange {
+  group: Pick<Group, "id" | "organizationId">;
+  op: "add" | "remove";
+  membershipIds: string[];
+  events: NewEvent[];
+  at: Date;
+}
+
+/**
+ * What changes to groups' members write, in order: the links added (one
+ * INSERT) and removed (one DELETE), each group's count delta (one upsert,
+ * see adjustMemberCount), then every event. Links and counts in (group,
+ * membership) order, so concurrent writers lock rows in one order.
+ */
+export function memberChangeWrites(db: EntityManager | Dialect, changes: LinkChange[]) {
+  const linksOf = (op: "add" | "remove") =>
+    changes
+      .filter((c) => c.op === op)
+      .flatMap((c) => c.membershipIds.map((id) => ({ c, id })))
+      .sort((x, y) => compare(x.c.group.id, y.c.group.id) || compare(x.id, y.id));
+  const added = linksOf("add");
+  const removed = linksOf("remove");
+  const deltas = new Map<string, number>();
+  for (const c of changes) {
+    const sign = c.op === "add" ? 1 : -1;
+    deltas.set(c.group.id, (deltas.get(c.group.id) ?? 0) + sign * c.membershipIds.length);
+  }
+  for (const [id, delta] of deltas) if (delta === 0) deltas.delete(id);
+  const statements: Statement[] = [];
+  if (added.length > 0) {
+    statements.push({
+      sql:
+        "INSERT INTO group_memberships (group_id, organization_membership_id, organization_id, created_at) VALUES " +
+        added.map(() => "(?, ?, ?, ?)").join(", "),
+      params: added.flatMap(({ c, id }) => [c.group.id, id, c.group.organizationId, c.at]),
+    });
+  }
+  if (removed.length > 0) {
+    statements.push({
+      sql:
+        "DELETE FROM group_memberships WHERE " +
+        removed.map(() => "(group_id = ? AND organization_membership_id = ?)").join(" OR "),
+      params: removed.flatMap(({ c, id }) => [c.group.id, id]),
+    });
+  }
+  if (deltas.size > 0) statements.push(memberCountsStatement(db, deltas));
+  const events = changes.flatMap((c) => c.events);
+  return { statements, events, added: added.length, removed: removed.length };
+}
+
+const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * Writes changes to groups' members (memberChangeWrites) in one round trip
+ * (see executeAll). If another change linked or unlinked one of the links
+ * since they were read, the insert meets a duplicate key or the delete finds
+ * fewer rows, and this throws ConcurrentChange (the transaction then rolls
+ * back).
  *
  * COMMIT is not sent with it: a write can wait on a row lock (a link another
  * change is adding, a count row), and a call whose deadline passes meanwhile
  * must not commit after its caller was told it failed (Database checks the
  * deadline before COMMIT).
  */
-export async function writeLinkChange(
-  tx: EntityManager,
-  change: {
-    group: Pick<Group, "id" | "organizationId">;
-    op: "add" | "remove";
-    membershipIds: string[];
-    events: NewEvent[];
-    at: Date;
-  },
-): Promise<void> {
-  const { group, op, membershipIds: ids } = change;
-  if (ids.length === 0) return;
-  const links: Statement =
-    op === "add"
-      ? {
-          sql: `INSERT INTO group_memberships (group_id, organization_membership_id, organization_id, created_at)
-       VALUES ${ids.map(() => "(?, ?, ?, ?)").join(", ")}`,
-          params: ids.flatMap((id) => [group.id, id, group.organizationId, change.at]),
-        }
-      : {
-          sql: `DELETE FROM group_memberships WHERE group_id = ? AND organization_membership_id IN ${placeholders(ids)}`,
-          params: [group.id, ...ids],
-        };
+export async function writeLinkChanges(tx: EntityManager, changes: LinkChange[]): Promise<void> {
+  const { statements, events, added, removed } = memberChangeWrites(tx, changes);
+  if (statements.length === 0) return;
   let affected: number[];
   try {
-    affected = await executeAll(tx, [
-      links,
-      memberCountStatement(tx, group.id, op === "add" ? ids.length : -ids.length),
-      ...eventStatements(tx, change.events),
-    ]);
+    affected = await executeAll(tx, [...statements, ...eventStatements(tx, events)]);
   } catch (err) {
-    if (op === "add" && isDuplicateKey(err, "PRIMARY"))
-      throw new ConcurrentChange("link added meanwhile");
+    if (isDuplicateKey(err, "PRIMARY")) throw new ConcurrentChange("link added meanwhile");
     throw err;
   }
-  if (affected[0] !== ids.length) throw new ConcurrentChange("link changed meanwhile");
+  if (removed > 0 && affected[added > 0 ? 1 : 0] !== removed)
+    throw new ConcurrentChange("link changed meanwhile");
 }
 
 /** Ids of the live groups a membership belongs to. */

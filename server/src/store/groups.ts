@@ -43,7 +43,7 @@ export async function findGroup(
 /**
  * The live group of a live organization, optionally locked. Without `count`
  * its memberCount is 0: a member change reads the count beside the links
- * instead (membershipsWithLinksStatement), so it sums the delta rows once.
+ * instead (memberChangeReads), so it sums the delta rows outside the lock.
  */
 export function groupStatement(
   db: EntityManager | Dialect,
@@ -110,10 +110,22 @@ export async function adjustMemberCount(
 
 /** The statement of adjustMemberCount, for a caller that sends it with its other writes. */
 export function memberCountStatement(tx: EntityManager, id: string, delta: number): Statement {
-  const shard = Math.floor(Math.random() * MEMBER_COUNT_SHARDS);
+  return memberCountsStatement(tx, new Map([[id, delta]]));
+}
+
+/** adjustMemberCount for several groups in one statement, their rows in group id order. */
+export function memberCountsStatement(
+  db: EntityManager | Dialect,
+  deltas: ReadonlyMap<string, number>,
+): Statement {
+  const ids = [...deltas.keys()].sort();
   return {
-    sql: upsertAddSql(tx, "group_member_counts", ["group_id", "shard"], "delta"),
-    params: [id, shard, Math.trunc(delta)],
+    sql: upsertAddSql(db, "group_member_counts", ["group_id", "shard"], "delta", ids.length),
+    params: ids.flatMap((id) => [
+      id,
+      Math.floor(Math.random() * MEMBER_COUNT_SHARDS),
+      Math.trunc(deltas.get(id)!),
+    ]),
   };
 }
 

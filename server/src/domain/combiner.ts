@@ -1,0 +1,62 @@
+import {
+  currentDeadline,
+  deadlineExceeded,
+  isPast,
+  outsideCall,
+  type CallDeadline,
+} from "./deadline.js";
+
+/** A request waiting for its turn, with the deadline of the call that made it. */
+export interface Pending<I, O> {
+  readonly input: I;
+  readonly deadline: CallDeadline | undefined;
+  resolve(output: O): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * Group commit: serves concurrent calls' requests in shared units of work.
+ * At most `maxRunning` units run at once; requests that arrive meanwhile wait,
+ * and the next unit takes up to `maxBatch` of them. A caller alone never
+ * waits, while under load one unit — one transaction, one durable commit —
+ * serves many calls, so the database does far fewer round trips and commits
+ * per call.
+ *
+ * `run` must settle every request it is given. It runs outside any call's
+ * deadline: whose would it be? Each request carries its own.
+ */
+export class Combiner<I, O> {
+  private readonly waiting: Pending<I, O>[] = [];
+  private running = 0;
+
+  constructor(
+    private readonly run: (batch: Pending<I, O>[]) => Promise<void>,
+    private readonly limits: { maxRunning: number; maxBatch: number },
+  ) {}
+
+  submit(input: I): Promise<O> {
+    return new Promise<O>((resolve, reject) => {
+      this.waiting.push({ input, deadline: currentDeadline(), resolve, reject });
+      this.startUnits();
+    });
+  }
+
+  private startUnits(): void {
+    while (this.running < this.limits.maxRunning && this.waiting.length > 0) {
+      // A request whose caller gave up while it waited is answered, not run.
+      const batch = this.waiting.splice(0, this.limits.maxBatch).filter((p) => {
+        if (!isPast(p.deadline)) return true;
+        p.reject(deadlineExceeded());
+        return false;
+      });
+      if (batch.length === 0) continue;
+      this.running++;
+      outsideCall(() => this.run(batch))
+        .catch((err: unknown) => batch.forEach((p) => p.reject(err)))
+        .finally(() => {
+          this.running--;
+          this.startUnits();
+        });
+    }
+  }
+}

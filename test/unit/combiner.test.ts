@@ -1,0 +1,105 @@
+import { describe, expect, it } from "vitest";
+import { Combiner, type Pending } from "../../server/src/domain/combiner.js";
+import { currentDeadline, withDeadline } from "../../server/src/domain/deadline.js";
+
+/** A combiner whose units wait until the test releases them, recording what each unit got. */
+function gatedCombiner(limits: { maxRunning: number; maxBatch: number }) {
+  const units: { inputs: number[]; release: () => void; deadlineInside: unknown }[] = [];
+  const combiner = new Combiner<number, number>(async (batch: Pending<number, number>[]) => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    units.push({ inputs: batch.map((p) => p.input), release, deadlineInside: currentDeadline() });
+    await gate;
+    for (const p of batch) p.resolve(p.input * 10);
+  }, limits);
+  return { combiner, units };
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+const farDeadline = () => ({
+  cancelled: new AbortController().signal,
+  at: performance.now() + 60_000,
+});
+
+describe("Combiner (group commit for single member changes)", () => {
+  it("a request alone runs at once, in a unit of its own", async () => {
+    const { combiner, units } = gatedCombiner({ maxRunning: 2, maxBatch: 64 });
+    const answer = combiner.submit(1);
+    expect(units.map((u) => u.inputs)).toEqual([[1]]);
+    units[0].release();
+    expect(await answer).toBe(10);
+  });
+
+  it("requests arriving while the running units are busy wait and are served together, at most maxBatch per unit", async () => {
+    const { combiner, units } = gatedCombiner({ maxRunning: 1, maxBatch: 3 });
+    const answers = [1, 2, 3, 4, 5, 6].map((i) => combiner.submit(i));
+    expect(units.map((u) => u.inputs)).toEqual([[1]]);
+    units[0].release();
+    await tick();
+    expect(units.map((u) => u.inputs)).toEqual([[1], [2, 3, 4]]);
+    units[1].release();
+    await tick();
+    expect(units.map((u) => u.inputs)).toEqual([[1], [2, 3, 4], [5, 6]]);
+    units[2].release();
+    expect(await Promise.all(answers)).toEqual([10, 20, 30, 40, 50, 60]);
+  });
+
+  it("each request keeps its own call's deadline; the unit runs outside any call", async () => {
+    const { combiner, units } = gatedCombiner({ maxRunning: 1, maxBatch: 64 });
+    const deadline = farDeadline();
+    const answer = withDeadline(deadline, () => combiner.submit(7));
+    expect(units[0].deadlineInside).toBeUndefined();
+    units[0].release();
+    await answer;
+    const seen: unknown[] = [];
+    const probe = new Combiner<number, number>(
+      async (batch) => {
+        seen.push(...batch.map((p) => p.deadline));
+        batch.forEach((p) => p.resolve(0));
+      },
+      { maxRunning: 1, maxBatch: 64 },
+    );
+    await withDeadline(deadline, () => probe.submit(1));
+    expect(seen).toEqual([deadline]);
+  });
+
+  it("a request whose caller gave up while it waited is answered DEADLINE_EXCEEDED and never run", async () => {
+    const { combiner, units } = gatedCombiner({ maxRunning: 1, maxBatch: 64 });
+    const first = combiner.submit(1);
+    const cancel = new AbortController();
+    const abandoned = withDeadline(
+      { cancelled: cancel.signal, at: performance.now() + 60_000 },
+      () => combiner.submit(2),
+    );
+    const expired = withDeadline({ cancelled: cancel.signal, at: performance.now() - 1 }, () =>
+      combiner.submit(3),
+    );
+    const kept = combiner.submit(4);
+    cancel.abort();
+    units[0].release();
+    await first;
+    await expect(abandoned).rejects.toMatchObject({ reason: "DEADLINE_EXCEEDED" });
+    await expect(expired).rejects.toMatchObject({ reason: "DEADLINE_EXCEEDED" });
+    await tick();
+    expect(units.map((u) => u.inputs)).toEqual([[1], [4]]);
+    units[1].release();
+    expect(await kept).toBe(40);
+  });
+
+  it("a unit that throws fails its own requests only; the next unit still runs", async () => {
+    let calls = 0;
+    const combiner = new Combiner<number, number>(
+      async (batch) => {
+        calls++;
+        if (batch.some((p) => p.input < 0)) throw new Error("unit failed");
+        batch.forEach((p) => p.resolve(p.input));
+      },
+      { maxRunning: 1, maxBatch: 64 },
+    );
+    const failed = combiner.submit(-1);
+    const next = combiner.submit(2);
+    await expect(failed).rejects.toThrow("unit failed");
+    expect(await next).toBe(2);
+    expect(calls).toBe(2);
+  });
+});
