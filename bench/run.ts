@@ -93,12 +93,13 @@ function serverEnv(natsUrl: string): Record<string, string> {
     NATS_URL: natsUrl,
     NATS_STREAM: stream,
     NATS_SUBJECT_PREFIX: subjectPrefix,
-    ...(cfg.serverCpuProfDir
-      ? {
-          NODE_OPTIONS: `--require ${path.resolve("bench/lib/cpu-profile.cjs")}`,
-          BENCH_CPU_PROF_DIR: path.resolve(cfg.serverCpuProfDir),
-        }
-      : {}),
+    NODE_OPTIONS: [
+      cfg.serverNodeOptions,
+      cfg.serverCpuProfDir ? `--require ${path.resolve("bench/lib/cpu-profile.cjs")}` : "",
+    ]
+      .filter(Boolean)
+      .join(" "),
+    ...(cfg.serverCpuProfDir ? { BENCH_CPU_PROF_DIR: path.resolve(cfg.serverCpuProfDir) } : {}),
   };
 }
 
@@ -242,8 +243,11 @@ try {
   const byKey = new Map<string, CaseResult>();
   for (const c of plan) {
     checkServer();
+    const samplesBefore = rssSamples.length;
     const r = await loadgen.run(spec(c));
+    const during = rssSamples.slice(samplesBefore).map((x) => x.mb);
     const result: CaseResult = { ...c, ...r, ratios: {} };
+    if (during.length > 0) result.serverRssMb = round(Math.max(...during), 0);
     if (c.writes) result.relayCatchUpSeconds = await relayCatchUp();
     results.push(result);
     byKey.set(c.key, result);

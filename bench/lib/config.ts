@@ -40,6 +40,8 @@ export interface BenchConfig {
   /** How the server runs: compiled (as deployed) or under tsx (as in the tests). */
   server: "dist" | "tsx";
   serverCpuProfDir?: string;
+  /** NODE_OPTIONS of the server process: its memory budget, as a deployment sets it (README). */
+  serverNodeOptions: string;
   /** Longest wait for the relay to publish what a case wrote before the next case starts. */
   drainTimeoutSeconds: number;
 }
@@ -93,6 +95,7 @@ export function loadBenchConfig(
     markdown: env.BENCH_MARKDOWN ? env.BENCH_MARKDOWN === "1" : name === "bench" && !smoke,
     grpcClient: client,
     serverCpuProfDir: env.BENCH_SERVER_CPU_PROF?.trim() || undefined,
+    serverNodeOptions: env.BENCH_SERVER_NODE_OPTIONS ?? "--max-old-space-size=160",
     drainTimeoutSeconds: num("BENCH_DRAIN_TIMEOUT_SECONDS", smoke ? 20 : 240, env),
   };
 }

@@ -37,7 +37,7 @@ export function renderResults(r: BenchResults): string {
     `| Versions | Node ${m.node}; ${m.mariadb}; nats-server ${m.nats}; git ${m.gitCommit}${m.gitDirty ? ` (+${m.gitDirty} uncommitted files)` : ""} |`,
     `| MariaDB settings | innodb_buffer_pool_size ${m.innodbBufferPoolMb} MB, innodb_flush_log_at_trx_commit=${m.innodbFlushLogAtTrxCommit} (durable), binlog ${m.logBin} |`,
     `| Load generator | separate process, ${r.config.grpcClient === "grpc-js" ? "@grpc/grpc-js" : "connect-node gRPC transport (HTTP/2)"} on GRPC_PORT; Connect JSON over HTTP/1.1 on PORT; plain mysql2 pools; nats.js |`,
-    `| Settings | BENCH_SCALE=${r.config.scale}, ${r.config.seconds} s per case after ${r.config.warmupSeconds} s warm-up, in flight ${(r.config.concurrency as number[]).join("/")}, soak ${r.config.soakSeconds} s; server ${r.config.server === "tsx" ? "under tsx" : "compiled (node dist/server/src/main.js)"} |`,
+    `| Settings | BENCH_SCALE=${r.config.scale}, ${r.config.seconds} s per case after ${r.config.warmupSeconds} s warm-up, in flight ${(r.config.concurrency as number[]).join("/")}, soak ${r.config.soakSeconds} s; server ${r.config.server === "tsx" ? "under tsx" : "compiled (node dist/server/src/main.js)"}${r.config.serverNodeOptions ? `, NODE_OPTIONS=${r.config.serverNodeOptions}` : ""} |`,
     `| Load from others | load average ${load.loadAverageAtStart} at start, ${load.loadAverageAtEnd} at end; other processes used ${load.otherCoresMean} cores on average during the cases (max ${load.otherCoresMax}) |`,
     "",
     `Seeded in **${r.seed.seconds.toFixed(0)} s**: ${Object.entries(r.seed.rows)
@@ -59,17 +59,18 @@ export function renderResults(r: BenchResults): string {
       "*Same SQL* is the ratio to the raw mysql2 baseline running the same statements at the same " +
       "concurrency; *trivial RPC* to Health/Check on the same door; writes also to the raw two-INSERT " +
       "transaction. Server CPU is the server process's CPU per call; *others' cores* is what processes " +
-      "outside this benchmark (other test runs) used meanwhile, out of 2.",
+      "outside this benchmark (other test runs) used meanwhile, out of 2; *server RSS* the highest " +
+      "resident memory sampled (every 500 ms) during the case.",
     "",
-    "| Operation | Door | In flight | Throughput | p50 ms | p99 ms | Same SQL | Trivial RPC | 2-INSERT tx | Server CPU ms/call | Others' cores | Errors | Target (issue 7) |",
-    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    "| Operation | Door | In flight | Throughput | p50 ms | p99 ms | Same SQL | Trivial RPC | 2-INSERT tx | Server CPU ms/call | Server RSS MB | Others' cores | Errors | Target (issue 7) |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
   );
   const services = r.cases.filter((c) => c.kind === "service");
   for (const c of services) {
     const t = targetOf(c, r.targets);
     const cpuPerCall = c.ok ? (c.cpu.server * c.seconds * 1000) / c.ok : 0;
     push(
-      `| ${c.label} | ${doorName[c.door]} | ${c.concurrency} | ${throughput(c)} | ${ms(c.latency.p50Ms)} | ${ms(c.latency.p99Ms)} | ${ratio(c.ratios.sameSql)} | ${c.unit === "calls" ? ratio(c.ratios.trivialRpc) : "—"} | ${c.writes && c.unit === "calls" ? ratio(c.ratios.twoInsertTx) : "—"} | ${cpuPerCall.toFixed(2)} | ${c.cpu.other} | ${c.errors} | ${t.length ? t.map((x) => `${x.met ? "met" : "**not met**"}: ${x.text.replace(/^[^:]*: /, "")}`).join("; ") : "—"} |`,
+      `| ${c.label} | ${doorName[c.door]} | ${c.concurrency} | ${throughput(c)} | ${ms(c.latency.p50Ms)} | ${ms(c.latency.p99Ms)} | ${ratio(c.ratios.sameSql)} | ${c.unit === "calls" ? ratio(c.ratios.trivialRpc) : "—"} | ${c.writes && c.unit === "calls" ? ratio(c.ratios.twoInsertTx) : "—"} | ${cpuPerCall.toFixed(2)} | ${c.serverRssMb ?? "—"} | ${c.cpu.other} | ${c.errors} | ${t.length ? t.map((x) => `${x.met ? "met" : "**not met**"}: ${x.text.replace(/^[^:]*: /, "")}`).join("; ") : "—"} |`,
     );
   }
   push(

@@ -17,6 +17,8 @@ export type CaseResult = CaseDef &
     };
     /** Seconds the relay then needed to publish what this case wrote. */
     relayCatchUpSeconds?: number;
+    /** The server's highest sampled RSS during the case (MB). */
+    serverRssMb?: number;
   };
 
 export interface RelayLatencyResult {
