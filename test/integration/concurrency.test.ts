@@ -74,6 +74,23 @@ async function sharedTransactions(): Promise<{ calls: number; transactions: numb
   };
 }
 
+/** `count` new memberships of `org` (users `<prefix>0`, `<prefix>1`, …), created `parallel` at a time. */
+function createMemberships(
+  c: Clients,
+  org: string,
+  count: number,
+  prefix: string,
+  parallel: number,
+) {
+  return pool(Array.from({ length: count }), parallel, async (_, i) => {
+    const r = await c.orgs.createOrganizationMembership({
+      organizationId: org,
+      userId: `${prefix}${i}`,
+    });
+    return r.organizationMembership!.id;
+  });
+}
+
 /** 32 clients, half on the grpc-js door and half on connect-node. */
 function clientPool(size = 32): Clients[] {
   const doors: Door[] = ["grpc", "connect"];
@@ -153,10 +170,7 @@ describe("concurrent writers", () => {
   it("adds and removes of many memberships on one hot group keep member_count exact", async () => {
     const c = t.clients("grpc");
     const org = (await c.orgs.createOrganization({ name: "Hot group" })).organization!.id;
-    const members = await pool(Array.from({ length: 240 }), 16, async (_, i) => {
-      const r = await c.orgs.createOrganizationMembership({ organizationId: org, userId: `u${i}` });
-      return r.organizationMembership!.id;
-    });
+    const members = await createMemberships(c, org, 240, "u", 16);
     const g = (await c.groups.createGroup({ organizationId: org, name: "Everyone" })).group!.id;
     const clients = clientPool(32);
     const unexpected: string[] = [];
@@ -229,10 +243,7 @@ describe("concurrent writers", () => {
   it("folding member counts beside adds and removes on a hot group keeps member_count exact", async () => {
     const c = t.clients("grpc");
     const org = (await c.orgs.createOrganization({ name: "Folded" })).organization!.id;
-    const members = await pool(Array.from({ length: 120 }), 16, async (_, i) => {
-      const r = await c.orgs.createOrganizationMembership({ organizationId: org, userId: `f${i}` });
-      return r.organizationMembership!.id;
-    });
+    const members = await createMemberships(c, org, 120, "f", 16);
     const g = (await c.groups.createGroup({ organizationId: org, name: "Folded" })).group!.id;
     const clients = clientPool(32);
     const unexpected: string[] = [];
@@ -281,10 +292,7 @@ describe("concurrent writers", () => {
     const c = t.clients("grpc");
     const org = (await c.orgs.createOrganization({ name: "Together" })).organization!.id;
     const other = (await c.orgs.createOrganization({ name: "Elsewhere" })).organization!.id;
-    const members = await pool(Array.from({ length: 60 }), 16, async (_, i) => {
-      const r = await c.orgs.createOrganizationMembership({ organizationId: org, userId: `t${i}` });
-      return r.organizationMembership!.id;
-    });
+    const members = await createMemberships(c, org, 60, "t", 16);
     const foreign = (
       await c.orgs.createOrganizationMembership({ organizationId: other, userId: "f" })
     ).organizationMembership!.id;
@@ -416,10 +424,7 @@ describe("concurrent writers", () => {
     const c = t.clients("grpc");
     const org = (await c.orgs.createOrganization({ name: "Delete race" })).organization!.id;
     const K = 16;
-    const members = await pool(Array.from({ length: K }), 8, async (_, i) => {
-      const r = await c.orgs.createOrganizationMembership({ organizationId: org, userId: `d${i}` });
-      return r.organizationMembership!.id;
-    });
+    const members = await createMemberships(c, org, K, "d", 8);
     // A membership that stays, so the hot group is not trivially empty.
     const keeper = (await c.orgs.createOrganizationMembership({ organizationId: org, userId: "k" }))
       .organizationMembership!.id;

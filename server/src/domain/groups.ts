@@ -419,16 +419,9 @@ export class Groups {
           membershipIds: [c.membershipId],
         });
     }
-    // Groups locked in id order: two transactions sharing groups lock them alike.
-    const sorted = [...targets.entries()].sort(([, a], [, b]) =>
-      a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : 0,
-    );
-    const locked = await groupMembers.lockGroupsForMemberChange(
-      tx,
-      sorted.map(([, t]) => t),
-      "share",
-    );
-    const lockedByKey = new Map(sorted.map(([key], i) => [key, locked[i]]));
+    // The store locks the groups in id order, whatever the order here.
+    const locked = await groupMembers.lockGroupsForMemberChange(tx, [...targets.values()], "share");
+    const lockedByKey = new Map([...targets.keys()].map((key, i) => [key, locked[i]]));
     const counts = new Map<string, number>();
     const writes = new Map<string, groupMembers.LinkChange>();
     const served = new Map<Call, SingleChangeResult>();
