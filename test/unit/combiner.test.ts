@@ -86,6 +86,22 @@ describe("Combiner (group commit for single member changes)", () => {
     expect(await kept).toBe(40);
   });
 
+  it("past maxWaiting waiting requests, a new one fails at once and is never run", async () => {
+    const units: Pending<number, number>[][] = [];
+    const combiner = new Combiner<number, number>(
+      async (batch) => {
+        units.push(batch);
+        await new Promise<void>(() => undefined); // never finishes: the waiting list stays full
+      },
+      { maxRunning: 1, maxBatch: 1, maxWaiting: { count: 2, overloaded: () => new Error("busy") } },
+    );
+    void combiner.submit(1); // runs at once
+    void combiner.submit(2);
+    void combiner.submit(3); // two waiting
+    await expect(combiner.submit(4)).rejects.toThrow("busy");
+    expect(units.map((u) => u.map((p) => p.input))).toEqual([[1]]);
+  });
+
   it("a unit that throws fails its own requests only; the next unit still runs", async () => {
     let calls = 0;
     const combiner = new Combiner<number, number>(

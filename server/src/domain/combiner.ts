@@ -31,11 +31,21 @@ export class Combiner<I, O> {
 
   constructor(
     private readonly run: (batch: Pending<I, O>[]) => Promise<void>,
-    private readonly limits: { maxRunning: number; maxBatch: number },
+    private readonly limits: {
+      maxRunning: number;
+      maxBatch: number;
+      /** Past this many waiting requests, new ones fail at once with `overloaded()`. */
+      maxWaiting?: { count: number; overloaded: () => Error };
+    },
   ) {}
 
   submit(input: I): Promise<O> {
     return new Promise<O>((resolve, reject) => {
+      const bound = this.limits.maxWaiting;
+      if (bound && this.waiting.length >= bound.count) {
+        reject(bound.overloaded());
+        return;
+      }
       this.waiting.push({ input, deadline: currentDeadline(), resolve, reject });
       this.startUnits();
     });

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { EntityManager } from "typeorm";
-import type { Database } from "../store/database.js";
+import { Database } from "../store/database.js";
 import { enqueueDeletion } from "../store/deletion-jobs.js";
 import { ConcurrentChange, isDuplicateKey, isMissingParent } from "../store/errors.js";
 import * as groupMembers from "../store/group-members.js";
@@ -85,6 +85,10 @@ export class Groups {
       // Two transactions in turn keep the database busy while one commits; SQLite has one writer.
       maxRunning: db.dialect === "sqlite" ? 1 : SINGLE_CHANGES_RUNNING,
       maxBatch: SINGLE_CHANGES_BATCH,
+      // Calls waiting here are bounded like calls waiting for a pool connection.
+      ...(db.queueLimit
+        ? { maxWaiting: { count: db.queueLimit, overloaded: () => Database.unavailable() } }
+        : {}),
     });
   }
 

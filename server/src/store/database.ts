@@ -36,6 +36,22 @@ export class Database extends EventEmitter {
   readonly dialect: Dialect;
   private serial: Promise<void> | undefined;
 
+  /** How many calls may wait for a pool connection (DATABASE_POOL_QUEUE_LIMIT); undefined: no bound. */
+  get queueLimit(): number | undefined {
+    const limit = (this.dataSource.options as { extra?: { queueLimit?: number } }).extra
+      ?.queueLimit;
+    return limit ? limit : undefined;
+  }
+
+  /** The answer when the database cannot be reached, or too many calls already wait for it. */
+  static unavailable(): DomainError {
+    return new DomainError(
+      "unavailable",
+      "DATABASE_UNAVAILABLE",
+      "the database is unavailable, retry later",
+    );
+  }
+
   /** Manager for single-statement reads outside a transaction. */
   get reader(): EntityManager {
     return this.dataSource.manager;
@@ -101,13 +117,7 @@ export class Database extends EventEmitter {
         if (transactionsWithEvents.has(manager)) this.emit("events-committed");
         return result;
       } catch (err) {
-        if (isUnavailable(err)) {
-          throw new DomainError(
-            "unavailable",
-            "DATABASE_UNAVAILABLE",
-            "the database is unavailable, retry later",
-          );
-        }
+        if (isUnavailable(err)) throw Database.unavailable();
         if (!isRetryableConflict(err)) throw err;
         if (attempt >= this.retry.attempts) {
           throw new DomainError(
