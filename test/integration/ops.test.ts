@@ -72,3 +72,50 @@ describe("shutdown", () => {
     await expect(fetch(readyz)).rejects.toThrow();
   });
 });
+
+describe("the per-call log line", () => {
+  it("carries the request id, the W3C trace id, the RPC, the caller, the door, the code and the time; never the credentials", async () => {
+    const lines: string[] = [];
+    const logged = await startTestServer({}, { logLines: lines });
+    try {
+      const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+      await logged.clients("grpc").orgs.createOrganization(
+        { name: "Logged" },
+        {
+          headers: {
+            "x-request-id": "req-logged-1",
+            traceparent: `00-${traceId}-00f067aa0ba902b7-01`,
+          },
+        },
+      );
+      await logged
+        .clients("connect")
+        .orgs.getOrganization({ organizationId: "bad" })
+        .catch(() => undefined);
+      const entries = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+      const ok = entries.find((e) => e.msg === "CreateOrganization ok");
+      expect(ok).toMatchObject({
+        requestId: "req-logged-1",
+        traceId,
+        rpc: "groups.v1.OrganizationsService/CreateOrganization",
+        door: "grpc",
+        code: "ok",
+      });
+      expect(typeof ok!.caller).toBe("string");
+      expect(ok!.ms).toBeTypeOf("number");
+      const failed = entries.find((e) => e.msg === "GetOrganization InvalidArgument");
+      expect(failed).toMatchObject({
+        rpc: "groups.v1.OrganizationsService/GetOrganization",
+        door: "connect",
+        code: "InvalidArgument",
+      });
+      // Without x-request-id the server makes one, and it is the trace id too.
+      expect(failed!.requestId).toMatch(/^[0-9A-Z]{26}$/);
+      expect(failed!.traceId).toBe(failed!.requestId);
+      expect(failed!.error).toEqual(expect.any(String));
+      expect(lines.join("\n")).not.toContain(logged.apiKey);
+    } finally {
+      await logged.close();
+    }
+  });
+});

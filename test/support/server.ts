@@ -43,7 +43,12 @@ export interface TestServer {
  */
 export async function startTestServer(
   env: Record<string, string> = {},
-  opts: { reaper?: Partial<ReaperOptions>; relay?: Partial<RelayOptions> } = {},
+  opts: {
+    reaper?: Partial<ReaperOptions>;
+    relay?: Partial<RelayOptions>;
+    /** Collects the server's log lines (JSON, level info and up) instead of discarding them. */
+    logLines?: string[];
+  } = {},
 ): Promise<TestServer> {
   const db = await createTestDatabase();
   const apiKey = `test_${randomBytes(16).toString("hex")}`;
@@ -56,7 +61,9 @@ export async function startTestServer(
     ...env,
   });
   const server = await startServer(config, {
-    log: pino({ level: config.logLevel }),
+    log: opts.logLines
+      ? pino({ level: "info" }, { write: (line: string) => opts.logLines!.push(line) })
+      : pino({ level: config.logLevel }),
     reaper: opts.reaper,
     relay: opts.relay,
   });

@@ -24,9 +24,34 @@ export interface CallContext {
   readonly method: DescMethod;
   readonly requestHeaders: Headers;
   readonly signal: AbortSignal;
-  log: Logger;
+  /** The call's logger: its lines carry the request id, trace id, RPC and caller. */
+  readonly log: Logger;
   /** The authenticated caller; undefined only for public services (health). */
   principal?: Principal;
+}
+
+/**
+ * A call's context. Its logger is made on first use: most calls log only
+ * their closing line, which the pipeline writes with the same fields
+ * directly, so they never pay for a pino child logger.
+ */
+class Call implements CallContext {
+  principal?: Principal;
+  private logger?: Logger;
+
+  constructor(
+    readonly requestId: string,
+    readonly method: DescMethod,
+    readonly requestHeaders: Headers,
+    readonly signal: AbortSignal,
+    private readonly root: Logger,
+    /** What every line of this call carries. */
+    readonly fields: { requestId: string; traceId: string; rpc: string; caller?: string },
+  ) {}
+
+  get log(): Logger {
+    return (this.logger ??= this.root.child(this.fields));
+  }
 }
 
 /** The organization an organization-limited caller is confined to (undefined: deployment-wide). */
@@ -157,7 +182,7 @@ export class CallPipeline {
     method: DescMethod,
     req: unknown,
     call: TransportCall,
-    ctx: CallContext,
+    ctx: Call,
   ): Promise<void> {
     if (this.stopping.signal.aborted) {
       throw new DomainError(
@@ -169,7 +194,7 @@ export class CallPipeline {
     if (this.publicServices.has(method.parent.typeName)) return;
     const principal = await this.guards.authenticator.authenticate(call.requestHeaders);
     ctx.principal = principal;
-    ctx.log = ctx.log.child({ caller: principal.id });
+    ctx.fields.caller = principal.id;
     this.guards.rateLimiter.take(principal.id);
     this.guards.authorizer.authorize(method, req as Record<string, unknown>, principal);
   }
@@ -180,21 +205,20 @@ export class CallPipeline {
     return clientMs === undefined ? d.defaultMs : Math.max(1, Math.min(clientMs, d.maxMs));
   }
 
-  private context(method: DescMethod, call: TransportCall, signal: AbortSignal): CallContext {
+  private context(method: DescMethod, call: TransportCall, signal: AbortSignal): Call {
     const offered = call.requestHeaders.get("x-request-id");
     const requestId = offered && REQUEST_ID.test(offered) ? offered : newUlid();
     // W3C trace context when the caller sends it, so logs join the caller's trace.
     const traceId =
       TRACEPARENT.exec(call.requestHeaders.get("traceparent") ?? "")?.[1] ?? requestId;
-    const log = this.log.child({
+    return new Call(requestId, method, call.requestHeaders, signal, this.log, {
       requestId,
       traceId,
       rpc: `${method.parent.typeName}/${method.name}`,
     });
-    return { requestId, method, requestHeaders: call.requestHeaders, signal, log };
   }
 
-  private fail(err: unknown, ctx: CallContext, call: TransportCall, started: number): ConnectError {
+  private fail(err: unknown, ctx: Call, call: TransportCall, started: number): ConnectError {
     const wire = toConnectError(err, ctx.log);
     this.finish(ctx, call, started, Code[wire.code], wire.rawMessage);
     return wire;
@@ -202,7 +226,7 @@ export class CallPipeline {
 
   /** One readable line and the metrics of a finished call. */
   private finish(
-    ctx: CallContext,
+    ctx: Call,
     call: TransportCall,
     started: number,
     code: string,
@@ -216,8 +240,8 @@ export class CallPipeline {
     };
     this.opts.metrics?.rpcs.inc({ ...labels, code });
     this.opts.metrics?.rpcSeconds.observe(labels, seconds);
-    ctx.log.info(
-      { door: call.protocol, code, ms: Math.round(seconds * 1e4) / 10, error },
+    this.log.info(
+      { ...ctx.fields, door: call.protocol, code, ms: Math.round(seconds * 1e4) / 10, error },
       `${ctx.method.name} ${code}`,
     );
   }
