@@ -407,7 +407,7 @@ export class OpContext {
     };
     const addTx = (g: number, members: number[]) => changeTx(g, members, "add");
     const findGroup = (org: string, group: string) => {
-      const { sql, params } = groupStatement("mysql", org, group, { count: true });
+      const { sql, params } = groupStatement("mysql", org, group);
       return pool.query(sql, params);
     };
     /** ListGroupMembers: the group, the cursor's check, a keyset page of links, the memberships by id. */

@@ -15,7 +15,7 @@ import {
   type Statement,
 } from "./dialect.js";
 import { ConcurrentChange, isDuplicateKey } from "./errors.js";
-import { memberCountsStatement } from "./groups.js";
+import { LIVE_GROUP, memberCountsStatement } from "./groups.js";
 import { eventStatements } from "./outbox.js";
 import {
   GROUP_COLUMNS,
@@ -59,9 +59,10 @@ export function memberChangeReads(
   return [
     {
       sql:
+        // Without the count: it is read below, outside the locking read, so summing the
+        // delta rows takes no locks on them.
         `SELECT ${GROUP_COLUMNS.replace(MEMBER_COUNT, "0")} FROM org_groups g ` +
-        `WHERE g.id IN ${placeholders(groupIds)} AND g.deleted_at IS NULL AND EXISTS ` +
-        "(SELECT 1 FROM organizations o WHERE o.id = g.organization_id AND o.deleted_at IS NULL) " +
+        `WHERE g.id IN ${placeholders(groupIds)} AND ${LIVE_GROUP} ` +
         `ORDER BY g.id${lockClause(db, lock)}`,
       params: groupIds,
     },

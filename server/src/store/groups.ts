@@ -12,7 +12,7 @@ import {
   type Dialect,
   type Statement,
 } from "./dialect.js";
-import { GROUP_COLUMNS, keysetPage, MEMBER_COUNT, reviveRow } from "./pagination.js";
+import { GROUP_COLUMNS, keysetPage, reviveRow } from "./pagination.js";
 
 const toGroup = ({ deletedAt: _deleted, ...group }: GroupRow): Group => group;
 
@@ -35,27 +35,26 @@ export async function findGroup(
   id: string,
   opts: { lock?: "update" | "share" } = {},
 ): Promise<Group | undefined> {
-  const { sql, params } = groupStatement(db, organizationId, id, { ...opts, count: true });
+  const { sql, params } = groupStatement(db, organizationId, id, opts);
   const [row] = await select<Group>(db, sql, params);
   return row ? reviveRow(row) : undefined;
 }
 
-/**
- * The live group of a live organization, optionally locked. Without `count`
- * its memberCount is 0: a member change reads the count beside the links
- * instead (memberChangeReads), so it sums the delta rows outside the lock.
- */
+/** The WHERE condition (on `g`) of a group that is live in a live organization. */
+export const LIVE_GROUP =
+  "g.deleted_at IS NULL AND EXISTS " +
+  "(SELECT 1 FROM organizations o WHERE o.id = g.organization_id AND o.deleted_at IS NULL)";
+
+/** The live group of a live organization, with its member count, optionally locked. */
 export function groupStatement(
   db: EntityManager | Dialect,
   organizationId: string,
   id: string,
-  opts: { lock?: "update" | "share"; count: boolean },
+  opts: { lock?: "update" | "share" } = {},
 ): Statement {
   return {
     sql:
-      `SELECT ${opts.count ? GROUP_COLUMNS : GROUP_COLUMNS.replace(MEMBER_COUNT, "0")} FROM org_groups g ` +
-      "WHERE g.id = ? AND g.organization_id = ? AND g.deleted_at IS NULL AND EXISTS " +
-      "(SELECT 1 FROM organizations o WHERE o.id = g.organization_id AND o.deleted_at IS NULL)" +
+      `SELECT ${GROUP_COLUMNS} FROM org_groups g WHERE g.id = ? AND g.organization_id = ? AND ${LIVE_GROUP}` +
       (opts.lock ? lockClause(db, opts.lock) : ""),
     params: [id, organizationId],
   };
