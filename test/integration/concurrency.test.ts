@@ -91,6 +91,15 @@ function createMemberships(
   });
 }
 
+/** A new organization with `count` memberships, one empty group in it, and 32 clients to race on it. */
+async function hotGroup(name: string, count: number, prefix: string) {
+  const c = t.clients("grpc");
+  const org = (await c.orgs.createOrganization({ name })).organization!.id;
+  const members = await createMemberships(c, org, count, prefix, 16);
+  const g = (await c.groups.createGroup({ organizationId: org, name })).group!.id;
+  return { c, org, members, g, clients: clientPool(32) };
+}
+
 /** 32 clients, half on the grpc-js door and half on connect-node. */
 function clientPool(size = 32): Clients[] {
   const doors: Door[] = ["grpc", "connect"];
@@ -168,11 +177,7 @@ describe("concurrent writers", () => {
   });
 
   it("adds and removes of many memberships on one hot group keep member_count exact", async () => {
-    const c = t.clients("grpc");
-    const org = (await c.orgs.createOrganization({ name: "Hot group" })).organization!.id;
-    const members = await createMemberships(c, org, 240, "u", 16);
-    const g = (await c.groups.createGroup({ organizationId: org, name: "Everyone" })).group!.id;
-    const clients = clientPool(32);
+    const { c, org, members, g, clients } = await hotGroup("Hot group", 240, "u");
     const unexpected: string[] = [];
 
     // Every membership added twice by single adds, plus overlapping batches of 40.
@@ -241,11 +246,7 @@ describe("concurrent writers", () => {
   });
 
   it("folding member counts beside adds and removes on a hot group keeps member_count exact", async () => {
-    const c = t.clients("grpc");
-    const org = (await c.orgs.createOrganization({ name: "Folded" })).organization!.id;
-    const members = await createMemberships(c, org, 120, "f", 16);
-    const g = (await c.groups.createGroup({ organizationId: org, name: "Folded" })).group!.id;
-    const clients = clientPool(32);
+    const { c, org, members, g, clients } = await hotGroup("Folded", 120, "f");
     const unexpected: string[] = [];
     let writing = true;
     let folds = 0;
