@@ -86,7 +86,9 @@ const notePeak = (pid: number | undefined) => {
 
 function serverEnv(natsUrl: string): Record<string, string> {
   return {
-    DATABASE_URL: db!.url,
+    DATABASE_URL: cfg.databaseSocket
+      ? `${db!.url}?socket=${encodeURIComponent(cfg.databaseSocket)}`
+      : db!.url,
     AUTH_DISABLED: "1",
     // The in-progress per-caller rate limit (issue 4) would throttle the load generator.
     RATE_LIMIT_PER_SECOND: "0",
@@ -226,6 +228,7 @@ try {
     grpcUrl: `http://127.0.0.1:${server.grpcPort}`,
     httpUrl: `http://127.0.0.1:${server.httpPort}`,
     databaseUrl: db.url,
+    databaseSocket: cfg.databaseSocket,
     natsUrl: SHARED_NATS_URL,
     grpcClient: cfg.grpcClient,
     deepCursors,

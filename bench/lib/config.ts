@@ -19,6 +19,9 @@
  *   BENCH_SERVER         dist: compile (npm run build) and run node dist/server/src/main.js, as
  *                        production does; tsx: run the TypeScript under tsx, as the tests do
  *                                                                            default dist, smoke tsx
+ *   BENCH_DATABASE_SOCKET MariaDB's Unix socket path: the service (DATABASE_URL ?socket=) and
+ *                        every raw mysql2 baseline connect through it instead of TCP
+ *                        (empty: TCP to 127.0.0.1:3306)                      default empty
  *   BENCH_SERVER_CPU_PROF a directory: profile the server process (a .cpuprofile per server
  *                        process, written at its exit; see bench/lib/cpu-profile.cjs)
  */
@@ -40,6 +43,8 @@ export interface BenchConfig {
   /** How the server runs: compiled (as deployed) or under tsx (as in the tests). */
   server: "dist" | "tsx";
   serverCpuProfDir?: string;
+  /** Service and raw baselines reach MariaDB over this Unix socket (undefined: TCP). */
+  databaseSocket?: string;
   /** NODE_OPTIONS of the server process: its memory budget, as a deployment sets it (README). */
   serverNodeOptions: string;
   /** Longest wait for the relay to publish what a case wrote before the next case starts. */
@@ -95,6 +100,7 @@ export function loadBenchConfig(
     markdown: env.BENCH_MARKDOWN ? env.BENCH_MARKDOWN === "1" : name === "bench" && !smoke,
     grpcClient: client,
     serverCpuProfDir: env.BENCH_SERVER_CPU_PROF?.trim() || undefined,
+    databaseSocket: env.BENCH_DATABASE_SOCKET?.trim() || undefined,
     serverNodeOptions: env.BENCH_SERVER_NODE_OPTIONS ?? "--max-old-space-size=160",
     drainTimeoutSeconds: num("BENCH_DRAIN_TIMEOUT_SECONDS", smoke ? 20 : 240, env),
   };

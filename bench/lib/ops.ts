@@ -58,6 +58,8 @@ export interface WorkerInit {
   grpcUrl: string;
   httpUrl: string;
   databaseUrl: string;
+  /** Connect the raw baselines over this Unix socket, as the service does (BENCH_DATABASE_SOCKET). */
+  databaseSocket?: string;
   natsUrl: string;
   grpcClient: "connect" | "grpc-js";
   /** Real ids of memberships of the big group about `depth` deep in its default (newest first) order. */
@@ -302,6 +304,7 @@ export class OpContext {
     const d = this.init.dataset;
     const pool = mysql.createPool({
       uri: this.init.databaseUrl,
+      ...(this.init.databaseSocket ? { socketPath: this.init.databaseSocket } : {}),
       connectionLimit: concurrency,
       timezone: "Z",
       multipleStatements: true,

@@ -48,12 +48,16 @@ export async function startTestServer(
     relay?: Partial<RelayOptions>;
     /** Collects the server's log lines (JSON, level info and up) instead of discarding them. */
     logLines?: string[];
+    /** Appended to the test database's DATABASE_URL (MariaDB only), e.g. `?socket=…`. */
+    databaseUrlParams?: string;
   } = {},
 ): Promise<TestServer> {
   const db = await createTestDatabase();
   const apiKey = `test_${randomBytes(16).toString("hex")}`;
   const config = loadConfig({
-    ...(TEST_DATABASE === "sqlite" ? { SQLITE_PATH: db.url } : { DATABASE_URL: db.url }),
+    ...(TEST_DATABASE === "sqlite"
+      ? { SQLITE_PATH: db.url }
+      : { DATABASE_URL: db.url + (opts.databaseUrlParams ?? "") }),
     PORT: "0",
     GRPC_PORT: "0",
     AUTH_BOOTSTRAP_KEY: apiKey,

@@ -39,6 +39,19 @@ describe("loadConfig", () => {
     expect(c.events.relayBatchSize).toBe(300);
   });
 
+  it("reads a Unix socket from DATABASE_URL's socket parameter, and insists on an absolute path", () => {
+    const c = loadConfig({
+      DATABASE_URL: "mariadb://u:p@localhost/groups?socket=%2Frun%2Fmysqld%2Fmysqld.sock",
+    });
+    expect(c.database).toMatchObject({ kind: "mysql", socketPath: "/run/mysqld/mysqld.sock" });
+    expect(loadConfig({ DATABASE_URL: "mysql://u@db/groups" }).database).toMatchObject({
+      socketPath: undefined,
+    });
+    expect(() =>
+      loadConfig({ DATABASE_URL: "mysql://u@localhost/groups?socket=mysqld.sock" }),
+    ).toThrow(/DATABASE_URL: its socket parameter must be an absolute path/);
+  });
+
   it("reports every bad variable at once, by name", () => {
     let error: unknown;
     try {

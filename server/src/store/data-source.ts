@@ -45,6 +45,7 @@ export function createDataSource(database: Config["database"]): DataSource {
   return new DataSource({
     type: "mysql",
     url: database.url,
+    socketPath: database.socketPath,
     entities: ENTITIES,
     migrations: MYSQL_MIGRATIONS,
     migrationsTableName: "schema_migrations",
