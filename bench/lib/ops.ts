@@ -9,6 +9,7 @@ import {
   memberChangeReads,
   memberChangeWrites,
 } from "../../server/src/store/group-members.js";
+import { PREPARED_STATEMENTS_PER_CONNECTION } from "../../server/src/store/dialect.js";
 import { groupStatement } from "../../server/src/store/groups.js";
 import { membershipStatement } from "../../server/src/store/memberships.js";
 import { rng } from "../../test/support/rng.js";
@@ -306,6 +307,8 @@ export class OpContext {
       uri: this.init.databaseUrl,
       ...(this.init.databaseSocket ? { socketPath: this.init.databaseSocket } : {}),
       connectionLimit: concurrency,
+      // Single-statement reads go as prepared statements, as the store sends them (dialect.ts).
+      maxPreparedStatements: PREPARED_STATEMENTS_PER_CONNECTION,
       timezone: "Z",
       multipleStatements: true,
     });
@@ -411,7 +414,7 @@ export class OpContext {
     const addTx = (g: number, members: number[]) => changeTx(g, members, "add");
     const findGroup = (org: string, group: string) => {
       const { sql, params } = groupStatement("mysql", org, group);
-      return pool.query(sql, params);
+      return pool.execute(sql, params as string[]);
     };
     /** ListGroupMembers: the group, the cursor's check, a keyset page of links, the memberships by id. */
     const membersPage = async (after?: string) => {
@@ -421,7 +424,7 @@ export class OpContext {
           "SELECT COUNT(DISTINCT(m.id)) AS cnt FROM organization_memberships m WHERE m.id = ? AND m.organization_id = ?",
           [after, ids.orgB],
         );
-      const [links] = await pool.query<mysql.RowDataPacket[]>(
+      const [links] = await pool.execute<mysql.RowDataPacket[]>(
         `SELECT gm.organization_membership_id AS id FROM group_memberships gm WHERE gm.group_id = ?${after ? " AND gm.organization_membership_id < ?" : ""} ORDER BY gm.organization_membership_id DESC LIMIT 101`,
         after ? [ids.bigGroup, after] : [ids.bigGroup],
       );
@@ -492,7 +495,7 @@ export class OpContext {
             for (let j = 0; j < 5; j++) groupIds.add(ids.group(mine[pick(mine.length)]));
             while (groupIds.size < 10) groupIds.add(ids.group(pick(d.groups)));
             const { sql, params } = membershipInGroupsStatement(ids.memberA(i), [...groupIds]);
-            await pool.query(sql, params);
+            await pool.execute(sql, params as string[]);
             return 1;
           },
           close,

@@ -2,6 +2,7 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { DataSource } from "typeorm";
 import type { Config } from "../config.js";
+import { PREPARED_STATEMENTS_PER_CONNECTION } from "./dialect.js";
 import { ENTITIES } from "./entities.js";
 import { Initial1764129600000 } from "./migrations/mysql-1764129600000-initial.js";
 import { ApiKeys1764300000000 } from "./migrations/mysql-1764300000000-api-keys.js";
@@ -65,6 +66,7 @@ export function createDataSource(database: Config["database"]): DataSource {
       waitForConnections: true,
       enableKeepAlive: true,
       connectTimeout: 5_000,
+      maxPreparedStatements: PREPARED_STATEMENTS_PER_CONNECTION,
     },
   });
 }

@@ -7,6 +7,7 @@ import {
   deleteLimited,
   executeAll,
   indexed,
+  padded,
   placeholders,
   select,
   selectAll,
@@ -242,6 +243,7 @@ export async function deleteAllGroupMembershipsOf(
  * — one row per such group, or one row with groupId NULL.
  */
 export function membershipInGroupsStatement(membershipId: string, groupIds: string[]): Statement {
+  groupIds = padded(groupIds);
   return {
     sql:
       `SELECT ${MEMBERSHIP_COLUMNS}, g.id AS groupId FROM organization_memberships m ` +
