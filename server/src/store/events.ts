@@ -54,36 +54,60 @@ export async function assignSequencesSqlite(tx: EntityManager, max: number): Pro
   );
 }
 
-const SEQUENCE_BASE = "SET @groups_seq = (SELECT COALESCE(MAX(sequence), 0) FROM events)";
-const sequenceStatement = (max: number) =>
-  "UPDATE events SET sequence = (@groups_seq := @groups_seq + 1) " +
-  `WHERE sequence IS NULL ORDER BY outbox_seq LIMIT ${Math.trunc(max)}`;
+/**
+ * The largest sequence given so far, and up to `max` unsequenced events in
+ * outbox order, as consistent reads see them: only transactions that had
+ * committed, each with all of its events. (Sequencing with one `UPDATE …
+ * WHERE sequence IS NULL ORDER BY outbox_seq` instead reads row by row as it
+ * goes: a multi-row INSERT reserves its outbox positions first and writes the
+ * rows after, so a scan could pass a transaction's first position before that
+ * row existed, find its later rows committed, and sequence them one round
+ * ahead of the first.)
+ */
+const pickStatements = (max: number) => [
+  "SELECT COALESCE(MAX(sequence), 0) AS top FROM events",
+  `SELECT outbox_seq AS outboxSeq FROM events WHERE sequence IS NULL ` +
+    `ORDER BY outbox_seq LIMIT ${Math.trunc(max)}`,
+];
 
 /**
- * A relay round's reads and writes on the leader's lease connection, in one
- * round trip on MySQL (the relay shares the event loop with the calls it
- * follows, and under load every round trip waits its turn): sequence up to
- * `max` new events in a transaction of their own (MySQL user-variable numbering), commit,
- * then — with `fetch` — read up to `max` sequenced, unpublished events.
+ * Consecutive sequence numbers after `top`, in outbox order, for exactly the
+ * picked events (one statement: readers see all of them or none). Only the
+ * lease holder sequences; should a former one still be finishing a round,
+ * `sequence IS NULL` skips what it did and uq_events_sequence refuses a
+ * number given twice, failing this round, which the relay retries.
+ */
+const sequenceStatements = (top: bigint, picked: string[]) => [
+  `SET @groups_seq = ${top}`,
+  "UPDATE events SET sequence = (@groups_seq := @groups_seq + 1) " +
+    `WHERE outbox_seq IN ${placeholders(picked)} AND sequence IS NULL ORDER BY outbox_seq`,
+];
+
+/**
+ * A relay round on the leader's lease connection, in two round trips on
+ * MySQL (the relay shares the event loop with the calls it follows, and under
+ * load every round trip waits its turn): pick up to `max` newly committed
+ * events, then sequence them and — with `fetch` — read up to `max` sequenced,
+ * unpublished events.
  */
 export async function sequenceAndFetch(
   lease: QueryRunner,
   max: number,
   fetch: boolean,
 ): Promise<{ sequenced: number; unpublished: RecordedEvent[] }> {
-  const results = (await lease.query(
-    [
-      "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
-      "START TRANSACTION",
-      SEQUENCE_BASE,
-      sequenceStatement(max),
-      "COMMIT",
-      ...(fetch ? [unpublishedStatement(lease.manager, max)] : []),
-    ].join(";\n"),
-  )) as unknown[];
+  const [[{ top }], rows] = (await lease.query(pickStatements(max).join(";\n"))) as [
+    { top: string | number }[],
+    { outboxSeq: string | number }[],
+  ];
+  const picked = rows.map((r) => String(r.outboxSeq));
+  const sequencing = picked.length === 0 ? [] : sequenceStatements(BigInt(top), picked);
+  const statements = [...sequencing, ...(fetch ? [unpublishedStatement(lease.manager, max)] : [])];
+  if (statements.length === 0) return { sequenced: 0, unpublished: [] };
+  const raw = (await lease.query(statements.join(";\n"), picked)) as unknown;
+  const results = statements.length > 1 ? (raw as unknown[]) : [raw];
   return {
-    sequenced: (results[3] as { affectedRows: number }).affectedRows,
-    unpublished: fetch ? (results[5] as EventRecord[]).map(toRecordedEvent) : [],
+    sequenced: sequencing.length ? (results[1] as { affectedRows: number }).affectedRows : 0,
+    unpublished: fetch ? (results.at(-1) as EventRecord[]).map(toRecordedEvent) : [],
   };
 }
 
