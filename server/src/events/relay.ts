@@ -221,14 +221,7 @@ export class Relay extends EventEmitter {
       const unpublished = this.publisher ? await events.unpublishedEvents(this.db.reader, max) : [];
       round = { sequenced, unpublished };
     } else {
-      const runner = this.runner!;
-      try {
-        round = await events.sequenceAndFetch(runner, max, this.publisher !== undefined);
-      } catch (err) {
-        // A statement after START TRANSACTION failed: its transaction is still open.
-        await runner.query("ROLLBACK").catch(() => undefined);
-        throw err;
-      }
+      round = await events.sequenceAndFetch(this.runner!, max, this.publisher !== undefined);
     }
     if (round.sequenced > 0) this.emit("sequenced");
     return round;
