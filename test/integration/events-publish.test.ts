@@ -953,6 +953,25 @@ describe("the stream", () => {
     expect(ack.duplicate).toBe(true);
     expect((await streamState(nc, h.stream)).messages).toBe(stored.length);
   });
+
+  it("deleted while NATS stays up: the relay creates it again and publishes what followed", async () => {
+    const x = await startHarness();
+    try {
+      const org = (await x.c.orgs.createOrganization({ name: "Deleted stream" })).organization!.id;
+      await createGroup(x, org, "Before");
+      await newMessages(x, 1);
+      await (await nc.jetstreamManager()).streams.delete(x.stream);
+      x.lastSeen = 0;
+
+      const after = await createGroup(x, org, "After");
+      const msgs = await newMessages(x, 1);
+      expect(describeMessages(msgs)).toEqual([`group.created ${after.id}`]);
+      const { config } = await (await nc.jetstreamManager()).streams.info(x.stream);
+      expect(config.subjects).toEqual([`${x.subjectPrefix}.>`]);
+    } finally {
+      await closeEventsServer(x, nc);
+    }
+  });
 });
 
 // ---------------------------------------------------------------------------

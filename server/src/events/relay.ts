@@ -46,7 +46,7 @@ export const DEFAULT_RELAY_OPTIONS: RelayOptions = {
  * another replica takes it within `leaseRetryMs`.
  *
  * Each round the leader (1) gives newly committed events consecutive
- * `sequence` numbers, in a transaction on the lease connection, and (2)
+ * `sequence` numbers, in one statement on the lease connection, and (2)
  * publishes sequenced events in sequence order with `Nats-Msg-Id` = event id,
  * awaits the acks, then marks them published. The publishes of a round are
  * pipelined, each naming the one before it as the stream's expected last
