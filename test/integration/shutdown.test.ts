@@ -7,6 +7,7 @@ import { OrganizationsService } from "../../clients/src/gen/groups/v1/organizati
 import { pool } from "../support/assertions.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 import { startServerProcess } from "../support/process.js";
+import { until } from "../support/wait.js";
 
 /** SIGTERM with calls in flight and an open event stream: everything finishes, exit code 0. */
 let db: TestDatabase;
@@ -59,5 +60,27 @@ describe("graceful shutdown", () => {
     const [rows] = await db.sql.query("SELECT COUNT(*) AS n FROM org_groups");
     expect(Number((rows as { n: number }[])[0].n)).toBe(outcomes.filter((o) => o === "ok").length);
     expect(server.logs.some((l) => l.includes('"shutting down"'))).toBe(true);
+    // Log lines are written in chunks (server/src/ops/logger.ts): the exit flushes what was pending.
+    const created = server.logs.filter((l) => l.includes('"CreateGroup ok"'));
+    expect(created).toHaveLength(outcomes.filter((o) => o === "ok").length);
+  });
+
+  it("writes a quiet server's log lines within moments, though they fill no chunk", async () => {
+    const server = await startServerProcess({ DATABASE_URL: db.url, AUTH_DISABLED: "1" });
+    try {
+      const orgs = createClient(
+        OrganizationsService,
+        createGrpcTransport({ baseUrl: `http://127.0.0.1:${server.grpcPort}` }),
+      );
+      await orgs.createOrganization(
+        { name: "Quiet Inc" },
+        { headers: { "x-request-id": "quiet-1" } },
+      );
+      await until("the call's log line", async () =>
+        server.logs.some((l) => l.includes('"quiet-1"')),
+      );
+    } finally {
+      await server.kill("SIGTERM");
+    }
   });
 });
