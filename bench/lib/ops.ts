@@ -4,14 +4,13 @@ import { connect, headers, nanos, StorageType, type NatsConnection } from "nats"
 import { monotonicFactory } from "ulid";
 import { MEMBERSHIP_COLUMNS } from "../../server/src/store/pagination.js";
 import {
-  groupsOfMemberStatement,
+  groupsOfMemberWithMembershipStatement,
   membershipInGroupsStatement,
   memberChangeReads,
   memberChangeWrites,
 } from "../../server/src/store/group-members.js";
 import { PREPARED_STATEMENTS_PER_CONNECTION } from "../../server/src/store/dialect.js";
 import { groupStatement } from "../../server/src/store/groups.js";
-import { membershipStatement } from "../../server/src/store/memberships.js";
 import { rng } from "../../test/support/rng.js";
 import { connectClients, grpcClients, type DoorClients } from "./clients.js";
 import { ids, PairAllocator, seededGroupsOf, type Dataset } from "./dataset.js";
@@ -503,16 +502,13 @@ export class OpContext {
       case "raw.listGroupsForMembership":
         return {
           op: async () => {
-            // The membership and the page in one round trip, as groupsOfMember sends them.
+            // The membership and the page in one prepared statement, as groupsOfMember sends them.
             const m = ids.memberA(pick(d.memberships));
-            const statements = [
-              membershipStatement(m),
-              groupsOfMemberStatement("mysql", m, { limit: 100, order: "desc" }),
-            ];
-            await pool.query(
-              statements.map((st) => st.sql).join(";\n"),
-              statements.flatMap((st) => st.params),
-            );
+            const { sql, params } = groupsOfMemberWithMembershipStatement("mysql", m, {
+              limit: 100,
+              order: "desc",
+            });
+            await pool.execute(sql, params as string[]);
             return 1;
           },
           close,

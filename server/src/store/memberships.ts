@@ -27,10 +27,10 @@ export async function findMembership(
   return row === undefined ? undefined : reviveRow(row);
 }
 
-/** The membership, if its organization is live. */
-export const membershipStatement = (id: string): Statement => ({
+/** The membership, if its organization is live (`columns` may add to or rename the select list). */
+export const membershipStatement = (id: string, columns = MEMBERSHIP_COLUMNS): Statement => ({
   sql:
-    `SELECT ${MEMBERSHIP_COLUMNS} FROM organization_memberships m WHERE m.id = ? AND ` +
+    `SELECT ${columns} FROM organization_memberships m WHERE m.id = ? AND ` +
     "EXISTS (SELECT 1 FROM organizations o WHERE o.id = m.organization_id AND o.deleted_at IS NULL)",
   params: [id],
 });

@@ -26,8 +26,7 @@ export interface KeysetQuery {
  * list order.
  */
 export function keysetStatement(query: KeysetQuery, page: PageRequest): Statement {
-  const backward = page.before !== undefined;
-  const scanAscending = backward ? page.order !== "asc" : page.order === "asc";
+  const scanAscending = scansAscending(page);
   const cursor = page.before ?? page.after;
   const where = [...query.where];
   const params = [...query.params];
@@ -40,6 +39,11 @@ export function keysetStatement(query: KeysetQuery, page: PageRequest): Statemen
     (where.length ? ` WHERE ${where.join(" AND ")}` : "") +
     ` ORDER BY ${query.key} ${scanAscending ? "ASC" : "DESC"} LIMIT ${page.limit + 1}`;
   return { sql, params };
+}
+
+/** Whether keysetStatement reads the page's key in ascending order. */
+export function scansAscending(page: PageRequest): boolean {
+  return page.before !== undefined ? page.order !== "asc" : page.order === "asc";
 }
 
 /** The page a keysetStatement's rows make. */
@@ -88,9 +92,11 @@ export function reviveRow<T>(row: T): T {
 /** Select lists that alias columns to the domain's field names. */
 export const ORGANIZATION_COLUMNS =
   "o.id, o.name, o.external_id AS externalId, o.created_at AS createdAt, o.updated_at AS updatedAt";
-export const MEMBERSHIP_COLUMNS =
-  "m.id, m.organization_id AS organizationId, m.user_id AS userId, m.status, " +
-  "m.created_at AS createdAt, m.updated_at AS updatedAt";
+/** A membership's columns (alias `m`), their names prefixed with `as` when given. */
+export const membershipColumns = (as = "") =>
+  `m.id AS ${as}id, m.organization_id AS ${as}organizationId, m.user_id AS ${as}userId, ` +
+  `m.status AS ${as}status, m.created_at AS ${as}createdAt, m.updated_at AS ${as}updatedAt`;
+export const MEMBERSHIP_COLUMNS = membershipColumns();
 /** A group's member count: the base column plus its committed delta rows (see adjustMemberCount). */
 export const MEMBER_COUNT =
   "CAST(g.member_count + COALESCE((SELECT SUM(c.delta) FROM group_member_counts c " +
