@@ -19,11 +19,11 @@ interface Waiting {
  * subscription, and the acks matched back by token. nats.js's `js.publish`
  * instead makes a request per message — its own subscription entry, timer,
  * promise chain, and an Error object (with a stack trace) created even when
- * the ack arrives — which cost the relay about a third of its CPU, counting
- * the garbage collection it caused. Publishes that get no ack within
- * `timeoutMs` (NATS went away, the stream is missing) fail with a timeout;
- * a stream that refuses one (wrong expected last message) fails it with
- * JetStream's description.
+ * the ack arrives — over half of the relay's CPU per event, counting the
+ * garbage collection it caused. Publishes that get no ack within `timeoutMs`
+ * (NATS went away) fail with a timeout; a missing stream fails them with
+ * NoStreamError; a stream that refuses one (wrong expected last message)
+ * fails it with JetStream's description.
  */
 export class JetStreamAcks {
   private readonly inbox = createInbox();

@@ -366,10 +366,9 @@ export async function groupsOfMember(
   const { sql, params } = groupsOfMemberWithMembershipStatement(db, membershipId, page);
   const rows = await select<Record<string, unknown>>(db, sql, params);
   if (rows.length === 0) return { cursorInOrganization: false, page: pageOf([], page, () => "") };
-  const membership: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(rows[0])) if (k.startsWith("m_")) membership[k.slice(2)] = v;
-  const { cursorOk, ...fields } = membership;
-  const groups = rows[0].id === null ? [] : rows.map(groupPart);
+  const { cursorOk, ...fields } = rowPart(rows[0], "membership");
+  const groups =
+    rows[0].id === null ? [] : rows.map((r) => rowPart(r, "group") as unknown as Group);
   // The outer query does not keep the page's order; sorting ≤ limit + 1 rows here is
   // cheaper than an ORDER BY there, which MariaDB runs as a filesort of a temporary table.
   const direction = scansAscending(page) ? 1 : -1;
@@ -381,11 +380,18 @@ export async function groupsOfMember(
   };
 }
 
-const groupPart = (row: Record<string, unknown>): Group => {
-  const group: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(row)) if (!k.startsWith("m_")) group[k] = v;
-  return group as unknown as Group;
-};
+/** One side of a groupsOfMemberWithMembershipStatement row: the `m_` columns (unprefixed) or the rest. */
+function rowPart(
+  row: Record<string, unknown>,
+  part: "membership" | "group",
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(row)) {
+    if (k.startsWith("m_") === (part === "membership"))
+      out[part === "membership" ? k.slice(2) : k] = v;
+  }
+  return out;
+}
 
 /** Deletes up to `max` group memberships of one group; returns how many went. */
 export async function deleteMembershipsOfGroupChunk(
