@@ -67,7 +67,7 @@ export class JetStreamAcks {
     return stored;
   }
 
-  /** Fails everything still waiting (the connection is being replaced). */
+  /** Stops listening and fails everything still waiting (the publisher is closing). */
   close(): void {
     this.subscription.unsubscribe();
     for (const token of [...this.waiting.keys()]) this.fail(token, new Error("publisher closed"));

@@ -63,9 +63,10 @@ export class NatsPublisher {
   async close(): Promise<void> {
     const nc = this.connection;
     this.connection = undefined;
+    // Drain first, so acks already on their way still arrive; then fail whatever is left.
+    if (nc && !nc.isClosed()) await nc.drain().catch(() => nc.close());
     this.acks?.close();
     this.acks = undefined;
-    if (nc && !nc.isClosed()) await nc.drain().catch(() => nc.close());
   }
 
   private async ready(): Promise<JetStreamAcks> {
@@ -90,8 +91,7 @@ export class NatsPublisher {
         noAsyncTraces: true,
       });
       this.connection = nc;
-      this.acks?.close();
-      // Short, so a publish stuck in a dead connection is retried soon after NATS returns.
+      // Short, so a publish stuck in a dead (or closed) connection fails soon and is retried.
       this.acks = new JetStreamAcks(nc, 2_000, () => {
         // The stream was deleted while NATS stayed up: create it again before the retry.
         this.streamReady = false;
