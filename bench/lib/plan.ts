@@ -55,7 +55,7 @@ export const HOT_PATHS: HotPath[] = [
     op: "CheckGroupMembership",
     label: "CheckGroupMembership (10 group ids)",
     raw: "raw.checkGroupMembership",
-    rawLabel: "CheckGroupMembership's 2 SELECTs",
+    rawLabel: "its one prepared SELECT (the membership's links to the asked groups)",
     writes: false,
   },
   {

@@ -120,6 +120,7 @@ export async function startServer(
       handlers: groupsHandlers(
         new Groups(database, reaper, {
           onSharedChange: (calls) => metrics.memberChangesPerTransaction.observe(calls),
+          onSharedRead: (method, calls) => metrics.readsPerStatement.observe({ method }, calls),
         }),
       ) as never,
     },

@@ -1,6 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../clients/src/gen/google/rpc/error_details_pb.js";
+import { Order } from "../../clients/src/gen/groups/v1/common_pb.js";
 import { startTestServer, type Clients, type Door, type TestServer } from "../support/server.js";
 import { pool } from "../support/assertions.js";
 import { MEMBER_COUNT } from "../../server/src/store/pagination.js";
@@ -541,6 +542,154 @@ describe("concurrent writers", () => {
       const state = await checkGroupConsistent(c, org, own[i]);
       expect(state.rows).toBe(0);
       expect(state.added).toBe((i % 2 === 0 ? 1 : 0) + (addedTrue.get(own[i]) ?? 0));
+    }
+  });
+});
+
+describe("concurrent readers", () => {
+  /** The shared-read metric: calls of `method` and the statements that answered them. */
+  async function sharedReads(method: string): Promise<{ calls: number; statements: number }> {
+    const text = await (await fetch(`${t.httpUrl}/metrics`)).text();
+    const value = (name: string) =>
+      Number(
+        new RegExp(`^${name}\\{method="${method}"\\} (\\S+)$`, "m").exec(text)?.[1] ?? Number.NaN,
+      );
+    return {
+      calls: value("groups_reads_per_statement_sum") || 0,
+      statements: value("groups_reads_per_statement_count") || 0,
+    };
+  }
+
+  it("checks and group lists arriving together share statements, and each gets the answer it would get alone", async () => {
+    const c = t.clients("grpc");
+    const org = (await c.orgs.createOrganization({ name: "Readers" })).organization!.id;
+    const other = (await c.orgs.createOrganization({ name: "Readers elsewhere" })).organization!.id;
+    const members = await createMemberships(c, org, 24, "r", 16);
+    const groups = await pool(Array.from({ length: 12 }), 4, async (_, i) => {
+      return (await c.groups.createGroup({ organizationId: org, name: `R${i}` })).group!.id;
+    });
+    const foreignGroup = (await c.groups.createGroup({ organizationId: other, name: "X" })).group!
+      .id;
+    // Membership i is in group g when (i + g) % 3 === 0, or in every group when i % 8 === 0.
+    const inGroup = (i: number, g: number) => (i + g) % 3 === 0 || i % 8 === 0;
+    for (const [g, groupId] of groups.entries()) {
+      await c.groups.batchAddGroupMembers({
+        organizationId: org,
+        groupId,
+        organizationMembershipIds: members.filter((_, i) => inGroup(i, g)),
+      });
+    }
+    // A deleted group is no one's group any more.
+    await c.groups.deleteGroup({ organizationId: org, groupId: groups[11] });
+    const missing = "om_01JZZZZZZZZZZZZZZZZZZZZZZZ";
+
+    type Call = { label: string; run: (x: Clients) => Promise<unknown>; expected?: string[] };
+    const calls: Call[] = [];
+    members.forEach((m, i) => {
+      // Asks of 1, 3, 7 and all 12 groups (+ an unknown id), so the batch's id lists differ in length.
+      const asked = groups
+        .slice(0, [1, 3, 7, 12][i % 4])
+        .concat(i % 4 === 3 ? ["group_01JZZZZZZZZZZZZZZZZZZZZZZZ"] : []);
+      calls.push({
+        label: `check ${i}`,
+        run: (x) => x.groups.checkGroupMembership({ organizationMembershipId: m, groupIds: asked }),
+        expected: asked.filter((id) => {
+          const g = groups.indexOf(id);
+          return g >= 0 && g < 11 && inGroup(i, g);
+        }),
+      });
+      // Pages of different shapes: limits, orders and cursors.
+      const limit = 1 + (i % 3);
+      const order = i % 2 === 0 ? Order.ASC : Order.DESC;
+      calls.push({
+        label: `list ${i} limit ${limit} order ${order}`,
+        run: (x) =>
+          x.groups.listGroupsForOrganizationMembership({
+            organizationMembershipId: m,
+            limit,
+            order,
+          }),
+      });
+      calls.push({
+        label: `list ${i} after ${groups[i % 11]}`,
+        run: (x) =>
+          x.groups.listGroupsForOrganizationMembership({
+            organizationMembershipId: m,
+            limit: 100,
+            after: groups[i % 11],
+            order: Order.ASC,
+          }),
+      });
+      calls.push({
+        label: `list ${i} before ${groups[(i + 5) % 11]}`,
+        run: (x) =>
+          x.groups.listGroupsForOrganizationMembership({
+            organizationMembershipId: m,
+            limit: 2,
+            before: groups[(i + 5) % 11],
+          }),
+      });
+    });
+    calls.push(
+      {
+        label: "check of an unknown membership",
+        run: (x) =>
+          x.groups.checkGroupMembership({ organizationMembershipId: missing, groupIds: groups }),
+      },
+      {
+        label: "list of an unknown membership",
+        run: (x) =>
+          x.groups.listGroupsForOrganizationMembership({ organizationMembershipId: missing }),
+      },
+      {
+        label: "list after another organization's group",
+        run: (x) =>
+          x.groups.listGroupsForOrganizationMembership({
+            organizationMembershipId: members[1],
+            after: foreignGroup,
+          }),
+      },
+    );
+    const answer = (o: Outcome<unknown>) =>
+      o.ok
+        ? JSON.stringify(o.value, (_, v) => (typeof v === "bigint" ? String(v) : v))
+        : describeFailure(o);
+
+    // Alone: one call at a time, each read by a statement of its own.
+    const metrics = async () => ({
+      check: await sharedReads("CheckGroupMembership"),
+      list: await sharedReads("ListGroupsForOrganizationMembership"),
+    });
+    const checks = calls.filter((call) => call.label.startsWith("check")).length;
+    const lists = calls.length - checks;
+    const m0 = await metrics();
+    const alone: string[] = [];
+    for (const call of calls) alone.push(answer(await outcome(call.run(c))));
+    // The answers alone are right: checks list the groups the membership is in, in request order.
+    calls.forEach((call, i) => {
+      if (call.expected) expect(JSON.parse(alone[i]).groupIds, call.label).toEqual(call.expected);
+    });
+    expect(alone.at(-3)).toMatch(/^NotFound ORGANIZATION_MEMBERSHIP_NOT_FOUND/);
+    expect(alone.at(-2)).toMatch(/^NotFound ORGANIZATION_MEMBERSHIP_NOT_FOUND/);
+    expect(alone.at(-1)).toMatch(/^InvalidArgument /);
+    const m1 = await metrics();
+    expect(m1.check.statements - m0.check.statements).toBe(checks);
+    expect(m1.list.statements - m0.list.statements).toBe(lists);
+
+    // Together: every call at once from 32 clients on both doors; each gets the same answer.
+    const clients = clientPool(32);
+    const together = (
+      await Promise.all(calls.map((call, i) => outcome(call.run(clients[i % 32]))))
+    ).map(answer);
+    expect(together).toEqual(alone);
+    const m2 = await metrics();
+    expect(m2.check.calls - m1.check.calls).toBe(checks);
+    expect(m2.list.calls - m1.list.calls).toBe(lists);
+    // On MariaDB, calls arriving together shared statements. (The embedded SQLite store
+    // answers synchronously, so each call is read before the next arrives.)
+    if (TEST_DATABASE === "mysql") {
+      expect(m2.check.statements - m1.check.statements).toBeLessThan(checks);
+      expect(m2.list.statements - m1.list.statements).toBeLessThan(lists);
     }
   });
 });

@@ -1,6 +1,6 @@
 import type { EntityManager } from "typeorm";
 import { describe, expect, it } from "vitest";
-import { padded, select, selectAll } from "../../server/src/store/dialect.js";
+import { padded, select, selectAll, selectParts } from "../../server/src/store/dialect.js";
 
 type Done = (err: Error | null, result: unknown) => void;
 
@@ -56,6 +56,38 @@ describe("reads outside a transaction (MySQL)", () => {
       },
     });
     await expect(select(db, "SELECT 1", [])).rejects.toThrow("gone");
+  });
+});
+
+describe("selectParts", () => {
+  it("reads parts of one shape in one prepared UNION ALL, padded to a power of two, and hands each part its rows", async () => {
+    const sent: { sql: string; params: unknown[] }[] = [];
+    const db = managerOver({
+      execute: (sql, params, done) => {
+        sent.push({ sql, params });
+        // Rows out of part order, and a row of the padding part.
+        done(null, [
+          { part_: 2, v: "c" },
+          { part_: 0, v: "a1" },
+          { part_: 3, v: "padding" },
+          { part_: 0, v: "a2" },
+        ]);
+      },
+      query: () => {
+        throw new Error("not reached");
+      },
+    });
+    const part = (v: string) => ({ sql: "SELECT v FROM t WHERE k = ?", params: [v] });
+    const rows = await selectParts(db, [part("a"), part("b"), part("c")], part(""));
+    expect(rows).toEqual([[{ v: "a1" }, { v: "a2" }], [], [{ v: "c" }]]);
+    expect(sent).toEqual([
+      {
+        sql: [0, 1, 2, 3]
+          .map((i) => `SELECT ${i} AS part_, v FROM t WHERE k = ?`)
+          .join(" UNION ALL "),
+        params: ["a", "b", "c", ""],
+      },
+    ]);
   });
 });
 

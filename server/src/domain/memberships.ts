@@ -30,11 +30,11 @@ function statusOf(v: Violations, value: string): MembershipStatus | undefined {
  * organization gets the same NOT_FOUND for another's membership as for a
  * missing one, so existence does not leak.
  */
-export function visibleOrThrow(
-  m: Membership | undefined,
+export function visibleOrThrow<M extends Pick<Membership, "organizationId">>(
+  m: M | undefined,
   membershipId: string,
   within: string | undefined,
-): Membership {
+): M {
   if (!m || (within !== undefined && m.organizationId !== within))
     throw membershipNotFound(membershipId);
   return m;

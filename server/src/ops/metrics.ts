@@ -16,6 +16,7 @@ export class Metrics {
   readonly relayLagSeconds: Histogram;
   /** AddGroupMember/RemoveGroupMember calls served by each shared transaction. */
   readonly memberChangesPerTransaction: Histogram;
+  readonly readsPerStatement: Histogram<"method">;
 
   constructor(sources: MetricSources) {
     const registers = [this.registry];
@@ -48,6 +49,13 @@ export class Metrics {
       name: "groups_member_changes_per_transaction",
       help: "AddGroupMember and RemoveGroupMember calls served together by one transaction (group commit)",
       buckets: [1, 2, 4, 8, 16, 32, 64],
+      registers,
+    });
+    this.readsPerStatement = new Histogram({
+      name: "groups_reads_per_statement",
+      help: "CheckGroupMembership and ListGroupsForOrganizationMembership calls answered together by one statement",
+      labelNames: ["method"],
+      buckets: [1, 2, 4, 8, 16],
       registers,
     });
     const pool = (

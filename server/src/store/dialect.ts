@@ -115,6 +115,38 @@ export function select<T>(db: EntityManager, sql: string, params: unknown[] = []
 }
 
 /**
+ * Rows of several SELECTs of one shape (the same SQL text), read in one
+ * statement: the parts joined by UNION ALL, each row tagged with its part's
+ * index. The parts are padded to a power of two with `padding` (a statement
+ * of the same shape that finds nothing, at the cost of an index miss), so a
+ * handful of prepared statements serve every batch size.
+ */
+export async function selectParts<T>(
+  db: EntityManager,
+  parts: readonly Statement[],
+  padding: Statement,
+): Promise<T[][]> {
+  const all = Array.from({ length: padded(parts).length }, (_, i) => parts[i] ?? padding);
+  const sql = all
+    .map((p, i) => p.sql.replace(/^SELECT /, `SELECT ${i} AS ${PART}, `))
+    .join(" UNION ALL ");
+  const rows = await select<Record<string, unknown>>(
+    db,
+    sql,
+    all.flatMap((p) => p.params),
+  );
+  const byPart: T[][] = parts.map(() => []);
+  for (const row of rows) {
+    const part = Number(row[PART]);
+    delete row[PART];
+    byPart[part]?.push(row as T);
+  }
+  return byPart;
+}
+
+const PART = "part_";
+
+/**
  * A raw query. Outside a transaction on MySQL it goes straight to mysql2's
  * pool (the pool TypeORM made, with its settings and queue limit): TypeORM's
  * own path builds a QueryRunner and a broadcaster, connects and releases, and

@@ -11,6 +11,7 @@ import {
   placeholders,
   select,
   selectAll,
+  selectParts,
   lockClause,
   type Dialect,
   type Statement,
@@ -245,10 +246,13 @@ export async function deleteAllGroupMembershipsOf(
  * — one row per such group, or one row with groupId NULL.
  */
 export function membershipInGroupsStatement(membershipId: string, groupIds: string[]): Statement {
-  groupIds = padded(groupIds);
+  return membershipInGroupsPart(membershipId, padded(groupIds));
+}
+
+function membershipInGroupsPart(membershipId: string, groupIds: string[]): Statement {
   return {
     sql:
-      `SELECT ${MEMBERSHIP_COLUMNS}, g.id AS groupId FROM organization_memberships m ` +
+      `SELECT m.organization_id AS organizationId, g.id AS groupId FROM organization_memberships m ` +
       "JOIN organizations o ON o.id = m.organization_id AND o.deleted_at IS NULL " +
       "LEFT JOIN (group_memberships gm JOIN org_groups g ON g.id = gm.group_id AND g.deleted_at IS NULL) " +
       `ON gm.organization_membership_id = m.id AND gm.group_id IN ${placeholders(groupIds)} ` +
@@ -257,21 +261,47 @@ export function membershipInGroupsStatement(membershipId: string, groupIds: stri
   };
 }
 
-/** The membership (undefined if it or its organization is gone) and which of `groupIds` it is in. */
-export async function membershipInGroups(
-  db: EntityManager,
-  membershipId: string,
-  groupIds: string[],
-): Promise<{ membership: Membership; groupIds: Set<string> } | undefined> {
-  const { sql, params } = membershipInGroupsStatement(membershipId, groupIds);
-  const rows = await select<Membership & { groupId: string | null }>(db, sql, params);
-  if (rows.length === 0) return undefined;
-  const { groupId: _g, ...membership } = rows[0];
-  return {
-    membership: reviveRow(membership),
-    groupIds: new Set(rows.flatMap((r) => (r.groupId === null ? [] : [r.groupId]))),
-  };
+/** One CheckGroupMembership question: is `membershipId` in any of `groupIds`? */
+export interface MembershipAsk {
+  membershipId: string;
+  groupIds: string[];
 }
+
+/**
+ * What the store found for one ask: the membership's organization (undefined
+ * if the membership or its organization is gone) and which groups it is in.
+ */
+export type MembershipInGroups = { organizationId: string; groupIds: Set<string> } | undefined;
+
+/** Each ask's answer, in order, from one statement (see selectParts). */
+export async function membershipsInGroups(
+  db: EntityManager,
+  asks: readonly MembershipAsk[],
+): Promise<MembershipInGroups[]> {
+  // One shape for the batch: every id list padded to the longest one's size.
+  const size = Math.max(...asks.map((a) => padded(a.groupIds).length));
+  const parts = asks.map((a) => membershipInGroupsPart(a.membershipId, padTo(a.groupIds, size)));
+  const padding = membershipInGroupsPart("", padTo([""], size));
+  const rows = await selectParts<{ organizationId: string; groupId: string | null }>(
+    db,
+    parts,
+    padding,
+  );
+  return rows.map((found) =>
+    found.length === 0
+      ? undefined
+      : {
+          organizationId: found[0].organizationId,
+          groupIds: new Set(found.flatMap((r) => (r.groupId === null ? [] : [r.groupId]))),
+        },
+  );
+}
+
+/** `values` padded to `size` by repeating the last one (IN ignores repeats). */
+const padTo = (values: string[], size: number) => [
+  ...values,
+  ...Array<string>(size - values.length).fill(values[values.length - 1]),
+];
 
 /**
  * One page of a group's members. The keyset runs on the group_memberships
@@ -352,19 +382,56 @@ export function groupsOfMemberWithMembershipStatement(
   };
 }
 
+/** One ListGroupsForOrganizationMembership question: a page of a membership's groups. */
+export interface GroupsOfMemberAsk {
+  membershipId: string;
+  page: PageRequest;
+}
+
 /**
  * ListGroupsForOrganizationMembership's reads: the membership (undefined if it
  * or its organization is gone), whether the page's cursor names a group of
  * the membership's organization, and the page. The caller discards the page
  * when either check fails.
  */
-export async function groupsOfMember(
+export interface GroupsOfMember {
+  membership?: Membership;
+  cursorInOrganization: boolean;
+  page: Page<Group>;
+}
+
+/**
+ * Each ask's answer, in order: asks of one shape (the same direction, limit
+ * and cursor presence) are read in one statement (see selectParts).
+ */
+export async function groupsOfMembers(
   db: EntityManager,
-  membershipId: string,
-  page: PageRequest,
-): Promise<{ membership?: Membership; cursorInOrganization: boolean; page: Page<Group> }> {
-  const { sql, params } = groupsOfMemberWithMembershipStatement(db, membershipId, page);
-  const rows = await select<Record<string, unknown>>(db, sql, params);
+  asks: readonly GroupsOfMemberAsk[],
+): Promise<GroupsOfMember[]> {
+  const shapes = new Map<string, number[]>();
+  const statements = asks.map((a, i) => {
+    const statement = groupsOfMemberWithMembershipStatement(db, a.membershipId, a.page);
+    shapes.set(statement.sql, [...(shapes.get(statement.sql) ?? []), i]);
+    return statement;
+  });
+  const answers: GroupsOfMember[] = [];
+  await Promise.all(
+    [...shapes.values()].map(async (indexes) => {
+      const { page } = asks[indexes[0]];
+      const padding = groupsOfMemberWithMembershipStatement(db, "", page);
+      const rows = await selectParts<Record<string, unknown>>(
+        db,
+        indexes.map((i) => statements[i]),
+        padding,
+      );
+      indexes.forEach((ask, i) => (answers[ask] = groupsOfMemberFrom(rows[i], asks[ask].page)));
+    }),
+  );
+  return answers;
+}
+
+/** One ask's answer from its groupsOfMemberWithMembershipStatement rows. */
+function groupsOfMemberFrom(rows: Record<string, unknown>[], page: PageRequest): GroupsOfMember {
   if (rows.length === 0) return { cursorInOrganization: false, page: pageOf([], page, () => "") };
   const { cursorOk, ...fields } = rowPart(rows[0], "membership");
   const groups =
