@@ -92,11 +92,10 @@ export function reviveRow<T>(row: T): T {
 /** Select lists that alias columns to the domain's field names. */
 export const ORGANIZATION_COLUMNS =
   "o.id, o.name, o.external_id AS externalId, o.created_at AS createdAt, o.updated_at AS updatedAt";
-/** A membership's columns (alias `m`), their names prefixed with `as` when given. */
-export const membershipColumns = (as = "") =>
-  `m.id AS ${as}id, m.organization_id AS ${as}organizationId, m.user_id AS ${as}userId, ` +
-  `m.status AS ${as}status, m.created_at AS ${as}createdAt, m.updated_at AS ${as}updatedAt`;
-export const MEMBERSHIP_COLUMNS = membershipColumns();
+/** A membership's columns (alias `m`). */
+export const MEMBERSHIP_COLUMNS =
+  "m.id, m.organization_id AS organizationId, m.user_id AS userId, m.status, " +
+  "m.created_at AS createdAt, m.updated_at AS updatedAt";
 /** A group's member count: the base column plus its committed delta rows (see adjustMemberCount). */
 export const MEMBER_COUNT =
   "CAST(g.member_count + COALESCE((SELECT SUM(c.delta) FROM group_member_counts c " +
