@@ -22,17 +22,38 @@ const farDeadline = () => ({
 });
 
 describe("Combiner (group commit for single member changes)", () => {
-  it("a request alone runs at once, in a unit of its own", async () => {
+  it("a request alone runs at the end of the event loop's current phase, in a unit of its own", async () => {
     const { combiner, units } = gatedCombiner({ maxRunning: 2, maxBatch: 64 });
     const answer = combiner.submit(1);
+    expect(units).toEqual([]);
+    await tick();
     expect(units.map((u) => u.inputs)).toEqual([[1]]);
     units[0].release();
     expect(await answer).toBe(10);
   });
 
+  it("requests arriving in one phase go together, at most maxBatch per unit", async () => {
+    const { combiner, units } = gatedCombiner({ maxRunning: 2, maxBatch: 3 });
+    const answers = [1, 2, 3, 4, 5, 6, 7].map((i) => combiner.submit(i));
+    await tick();
+    expect(units.map((u) => u.inputs)).toEqual([
+      [1, 2, 3],
+      [4, 5, 6],
+    ]);
+    units[0].release();
+    await tick();
+    expect(units.map((u) => u.inputs)).toEqual([[1, 2, 3], [4, 5, 6], [7]]);
+    units[1].release();
+    units[2].release();
+    expect(await Promise.all(answers)).toEqual([10, 20, 30, 40, 50, 60, 70]);
+  });
+
   it("requests arriving while the running units are busy wait and are served together, at most maxBatch per unit", async () => {
     const { combiner, units } = gatedCombiner({ maxRunning: 1, maxBatch: 3 });
-    const answers = [1, 2, 3, 4, 5, 6].map((i) => combiner.submit(i));
+    const answers = [combiner.submit(1)];
+    await tick();
+    answers.push(...[2, 3, 4, 5, 6].map((i) => combiner.submit(i)));
+    await tick();
     expect(units.map((u) => u.inputs)).toEqual([[1]]);
     units[0].release();
     await tick();
@@ -48,6 +69,7 @@ describe("Combiner (group commit for single member changes)", () => {
     const { combiner, units } = gatedCombiner({ maxRunning: 1, maxBatch: 64 });
     const deadline = farDeadline();
     const answer = withDeadline(deadline, () => combiner.submit(7));
+    await tick();
     expect(units[0].deadlineInside).toBeUndefined();
     units[0].release();
     await answer;
@@ -66,6 +88,7 @@ describe("Combiner (group commit for single member changes)", () => {
   it("a request whose caller gave up while it waited is answered DEADLINE_EXCEEDED and never run", async () => {
     const { combiner, units } = gatedCombiner({ maxRunning: 1, maxBatch: 64 });
     const first = combiner.submit(1);
+    await tick();
     const cancel = new AbortController();
     const abandoned = withDeadline(
       { cancelled: cancel.signal, at: performance.now() + 60_000 },
@@ -95,7 +118,8 @@ describe("Combiner (group commit for single member changes)", () => {
       },
       { maxRunning: 1, maxBatch: 1, maxWaiting: { count: 2, overloaded: () => new Error("busy") } },
     );
-    void combiner.submit(1); // runs at once
+    void combiner.submit(1);
+    await tick(); // 1 runs
     void combiner.submit(2);
     void combiner.submit(3); // two waiting
     await expect(combiner.submit(4)).rejects.toThrow("busy");
@@ -112,9 +136,10 @@ describe("Combiner (group commit for single member changes)", () => {
       },
       { maxRunning: 1, maxBatch: 64 },
     );
-    const failed = combiner.submit(-1);
+    const failed = expect(combiner.submit(-1)).rejects.toThrow("unit failed");
+    await tick();
     const next = combiner.submit(2);
-    await expect(failed).rejects.toThrow("unit failed");
+    await failed;
     expect(await next).toBe(2);
     expect(calls).toBe(2);
   });

@@ -17,10 +17,15 @@ export interface Pending<I, O> {
 /**
  * Group commit: serves concurrent calls' requests in shared units of work.
  * At most `maxRunning` units run at once; requests that arrive meanwhile wait,
- * and the next unit takes up to `maxBatch` of them. A caller alone never
- * waits, while under load one unit — one transaction, one durable commit —
- * serves many calls, so the database does far fewer round trips and commits
- * per call.
+ * and the next unit takes up to `maxBatch` of them. Units start at the end of
+ * the event loop's current phase (setImmediate): the calls decoded from one
+ * burst of network reads all join the same unit instead of the first two
+ * going alone and the rest queueing behind them, and the database thread a
+ * unit's first query wakes does not preempt the burst's decoding on a busy
+ * machine (measured: 1.4–1.7× the AddGroupMember calls per second at 16 in
+ * flight, BENCHMARKS.md). A caller alone waits only for that phase to end,
+ * while under load one unit — one transaction, one durable commit — serves
+ * many calls, so the database does far fewer round trips and commits per call.
  *
  * `run` must settle every request it is given. It runs outside any call's
  * deadline: whose would it be? Each request carries its own.
@@ -28,6 +33,7 @@ export interface Pending<I, O> {
 export class Combiner<I, O> {
   private readonly waiting: Pending<I, O>[] = [];
   private running = 0;
+  private gathering = false;
 
   constructor(
     private readonly run: (batch: Pending<I, O>[]) => Promise<void>,
@@ -47,7 +53,12 @@ export class Combiner<I, O> {
         return;
       }
       this.waiting.push({ input, deadline: currentDeadline(), resolve, reject });
-      this.startUnits();
+      if (this.gathering) return;
+      this.gathering = true;
+      setImmediate(() => {
+        this.gathering = false;
+        this.startUnits();
+      });
     });
   }
 

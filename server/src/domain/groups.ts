@@ -108,8 +108,9 @@ export class Groups {
    * Concurrent calls' reads of one kind, answered together under load: one
    * statement (see selectParts) for many calls, so the database parses,
    * plans and answers one statement and the service makes one round trip
-   * where it would make many. A call alone is read at once; others wait for
-   * one of the running statements to finish, then go together in the next.
+   * where it would make many. Calls arriving together go together (see
+   * Combiner); others wait for one of the running statements to finish, then
+   * go together in the next.
    */
   private sharedReads<I, O>(
     method: string,
