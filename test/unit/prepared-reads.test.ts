@@ -79,7 +79,14 @@ describe("selectParts", () => {
     });
     const part = (v: string) => ({ sql: "SELECT v FROM t WHERE k = ?", params: [v] });
     const rows = await selectParts(db, [part("a"), part("b"), part("c")], part(""));
-    expect(rows).toEqual([[{ v: "a1" }, { v: "a2" }], [], [{ v: "c" }]]);
+    expect(rows).toEqual([
+      [
+        { part_: 0, v: "a1" },
+        { part_: 0, v: "a2" },
+      ],
+      [],
+      [{ part_: 2, v: "c" }],
+    ]);
     expect(sent).toEqual([
       {
         sql: [0, 1, 2, 3]

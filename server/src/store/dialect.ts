@@ -117,7 +117,7 @@ export function select<T>(db: EntityManager, sql: string, params: unknown[] = []
 /**
  * Rows of several SELECTs of one shape (the same SQL text), read in one
  * statement: the parts joined by UNION ALL, each row tagged with its part's
- * index. The parts are padded to a power of two with `padding` (a statement
+ * index (a `part_` column, left on the rows). The parts are padded to a power of two with `padding` (a statement
  * of the same shape that finds nothing, at the cost of an index miss), so a
  * handful of prepared statements serve every batch size.
  */
@@ -136,11 +136,8 @@ export async function selectParts<T>(
     all.flatMap((p) => p.params),
   );
   const byPart: T[][] = parts.map(() => []);
-  for (const row of rows) {
-    const part = Number(row[PART]);
-    delete row[PART];
-    byPart[part]?.push(row as T);
-  }
+  // Rows keep their part_ column: deleting it would turn each into a slow dictionary object.
+  for (const row of rows) byPart[Number(row[PART])]?.push(row as T);
   return byPart;
 }
 

@@ -421,7 +421,7 @@ export async function groupsOfMembers(
     [...shapes.values()].map(async (indexes) => {
       const { page } = asks[indexes[0]];
       const padding = groupsOfMemberWithMembershipStatement(db, "", page);
-      const rows = await selectParts<Record<string, unknown>>(
+      const rows = await selectParts<GroupOfMemberRow>(
         db,
         indexes.map((i) => statements[i]),
         padding,
@@ -432,35 +432,40 @@ export async function groupsOfMembers(
   return answers;
 }
 
+/** A groupsOfMemberWithMembershipStatement row. */
+type GroupOfMemberRow = { [K in keyof Group]: Group[K] | null } & {
+  m_organizationId: string;
+  m_cursorOk?: number | string;
+};
+
 /** One ask's answer from its groupsOfMemberWithMembershipStatement rows. */
-function groupsOfMemberFrom(rows: Record<string, unknown>[], page: PageRequest): GroupsOfMember {
+function groupsOfMemberFrom(rows: GroupOfMemberRow[], page: PageRequest): GroupsOfMember {
   if (rows.length === 0) return { cursorInOrganization: false, page: pageOf([], page, () => "") };
-  const { cursorOk, ...fields } = rowPart(rows[0], "membership");
-  const groups =
-    rows[0].id === null ? [] : rows.map((r) => rowPart(r, "group") as unknown as Group);
+  const { m_organizationId: organizationId, m_cursorOk: cursorOk } = rows[0];
+  const groups = rows[0].id === null ? [] : rows.map(groupOf);
   // The outer query does not keep the page's order; sorting ≤ limit + 1 rows here is
   // cheaper than an ORDER BY there, which MariaDB runs as a filesort of a temporary table.
   const direction = scansAscending(page) ? 1 : -1;
   groups.sort((a, b) => (a.id < b.id ? -direction : direction));
   return {
-    membership: fields as Pick<Membership, "organizationId">,
+    membership: { organizationId },
     cursorInOrganization: cursorOk === undefined || Number(cursorOk) === 1,
     page: pageOf(groups, page, (g) => g.id),
   };
 }
 
-/** One side of a groupsOfMemberWithMembershipStatement row: the `m_` columns (unprefixed) or the rest. */
-function rowPart(
-  row: Record<string, unknown>,
-  part: "membership" | "group",
-): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(row)) {
-    if (k.startsWith("m_") === (part === "membership"))
-      out[part === "membership" ? k.slice(2) : k] = v;
-  }
-  return out;
-}
+/** The group columns of a row whose page is not empty (pageOf revives times and counts). */
+const groupOf = (r: GroupOfMemberRow): Group =>
+  ({
+    id: r.id,
+    organizationId: r.organizationId,
+    name: r.name,
+    description: r.description,
+    memberCount: r.memberCount,
+    version: r.version,
+    createdAt: r.createdAt,
+    updatedAt: r.updatedAt,
+  }) as Group;
 
 /** Deletes up to `max` group memberships of one group; returns how many went. */
 export async function deleteMembershipsOfGroupChunk(
