@@ -43,7 +43,7 @@ import {
   type EventsServer,
   type Member,
 } from "../support/events.js";
-import { connectNats, deleteStream, storedEvents, type StoredEvent } from "../support/nats.js";
+import { connectNats, storedEvents, type StoredEvent } from "../support/nats.js";
 import type { Clients } from "../support/server.js";
 import { until } from "../support/wait.js";
 
@@ -970,33 +970,6 @@ describe("the stream", () => {
       expect(config.subjects).toEqual([`${x.subjectPrefix}.>`]);
     } finally {
       await closeEventsServer(x, nc);
-    }
-  });
-});
-
-describe("marking events published", () => {
-  it("the next round marks what the last one published, and a stop marks the rest", async () => {
-    // A poll far away: only commits and the stop start rounds.
-    const x = await startHarness({ RELAY_POLL_INTERVAL_MS: "60000" });
-    try {
-      const org = (await x.c.orgs.createOrganization({ name: "Marks" })).organization!.id;
-      await createGroup(x, org, "First");
-      await until("the first event in the stream", async () => (await lastStreamSeq(x)) >= 1);
-      // Acknowledged, and left for the next round to mark (no round trip of its own).
-      expect(await unpublished(x)).toBe(1);
-      await createGroup(x, org, "Second");
-      await until("the second event in the stream", async () => (await lastStreamSeq(x)) >= 2);
-      expect(await unpublished(x)).toBe(1);
-      const [rows] = await x.t.db.sql.query<RowDataPacket[]>(
-        "SELECT sequence FROM events WHERE published_at IS NULL",
-      );
-      expect(rows.map((r) => Number(r.sequence))).toEqual([2]);
-
-      await x.t.server.close();
-      expect(await unpublished(x)).toBe(0);
-    } finally {
-      await x.t.db.drop();
-      await deleteStream(nc, x.stream);
     }
   });
 });

@@ -69,14 +69,6 @@ export class Relay extends EventEmitter {
   /** The last event this leader saw stored, while nothing failed since (see publishRound). */
   private lastPublishedId: string | undefined;
   private roundStartedAt = 0;
-  /**
-   * Events acknowledged but not yet marked published: the next round marks
-   * them in its first round trip instead of a round trip (and a durable
-   * commit) of their own. Until then they count as backlog, and a leader that
-   * dies first leaves them to be published again, which JetStream drops as
-   * duplicates — as with a crash between ack and mark.
-   */
-  private published: events.PublishedMarks | undefined;
   private readonly onCommit = () => this.wake();
 
   constructor(
@@ -110,20 +102,7 @@ export class Relay extends EventEmitter {
     this.db.off("events-committed", this.onCommit);
     this.wake();
     await this.loop;
-    await this.markPublished().catch((err: unknown) => {
-      this.log.warn(
-        { err },
-        "could not mark the last published events; they will be published again",
-      );
-    });
     await this.releaseLease();
-  }
-
-  /** Marks the events published so far (the next round would have). */
-  private async markPublished(): Promise<void> {
-    if (!this.published) return;
-    await events.markPublished(this.db.reader, this.published);
-    this.published = undefined;
   }
 
   private async run(): Promise<void> {
@@ -238,18 +217,11 @@ export class Relay extends EventEmitter {
     const max = this.opts.batchSize;
     let round: { sequenced: number; unpublished: RecordedEvent[] };
     if (this.db.dialect === "sqlite") {
-      await this.markPublished();
       const sequenced = await this.db.transaction((tx) => events.assignSequencesSqlite(tx, max));
       const unpublished = this.publisher ? await events.unpublishedEvents(this.db.reader, max) : [];
       round = { sequenced, unpublished };
     } else {
-      round = await events.sequenceAndFetch(
-        this.runner!,
-        max,
-        this.publisher !== undefined,
-        this.published,
-      );
-      this.published = undefined;
+      round = await events.sequenceAndFetch(this.runner!, max, this.publisher !== undefined);
     }
     if (round.sequenced > 0) this.emit("sequenced");
     return round;
@@ -289,8 +261,7 @@ export class Relay extends EventEmitter {
     // After a failure the stream's last message is unknown: the next round's first publish names none.
     this.lastPublishedId = failure === undefined ? batch.at(-1)!.id : undefined;
     if (this.opts.fault === "crash-after-ack" && acked.length > 0) crash("after ack, before mark");
-    const at = new Date();
-    this.published = { outboxSeqs: [...(this.published?.outboxSeqs ?? []), ...acked], at };
+    await events.markPublished(this.db.reader, acked, new Date());
     if (failure) throw failure;
     return acked.length;
   }

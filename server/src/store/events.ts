@@ -86,22 +86,16 @@ const sequenceStatements = (top: bigint, picked: string[]) => [
 /**
  * A relay round on the leader's lease connection, in two round trips on
  * MySQL (the relay shares the event loop with the calls it follows, and under
- * load every round trip waits its turn): mark the events the last round
- * published and pick up to `max` newly committed events, then sequence them
- * and — with `fetch` — read up to `max` sequenced, unpublished events.
+ * load every round trip waits its turn): pick up to `max` newly committed
+ * events, then sequence them and — with `fetch` — read up to `max` sequenced,
+ * unpublished events.
  */
 export async function sequenceAndFetch(
   lease: QueryRunner,
   max: number,
   fetch: boolean,
-  published?: PublishedMarks,
 ): Promise<{ sequenced: number; unpublished: RecordedEvent[] }> {
-  const marks = published?.outboxSeqs.length ? [markStatement(published.outboxSeqs)] : [];
-  const picking = (await lease.query(
-    [...marks, ...pickStatements(max)].join(";\n"),
-    marks.length ? [published!.at, ...published!.outboxSeqs] : [],
-  )) as unknown[];
-  const [[{ top }], rows] = picking.slice(marks.length) as [
+  const [[{ top }], rows] = (await lease.query(pickStatements(max).join(";\n"))) as [
     { top: string | number }[],
     { outboxSeq: string | number }[],
   ];
@@ -127,18 +121,17 @@ const unpublishedStatement = (db: EntityManager, max: number) =>
   `SELECT ${EVENT_COLUMNS} FROM ${indexed(db, "events", "e", "ix_events_unpublished")} ` +
   `WHERE e.published_at IS NULL AND e.sequence IS NOT NULL ORDER BY e.sequence LIMIT ${Math.trunc(max)}`;
 
-/** Events JetStream acknowledged, and when. */
-export interface PublishedMarks {
-  outboxSeqs: string[];
-  at: Date;
-}
-
-const markStatement = (outboxSeqs: string[]) =>
-  `UPDATE events SET published_at = ? WHERE outbox_seq IN ${placeholders(outboxSeqs)}`;
-
-export async function markPublished(db: EntityManager, published: PublishedMarks): Promise<void> {
-  if (published.outboxSeqs.length === 0) return;
-  await execute(db, markStatement(published.outboxSeqs), [published.at, ...published.outboxSeqs]);
+export async function markPublished(
+  db: EntityManager,
+  outboxSeqs: string[],
+  at: Date,
+): Promise<void> {
+  if (outboxSeqs.length === 0) return;
+  await execute(
+    db,
+    `UPDATE events SET published_at = ? WHERE outbox_seq IN ${placeholders(outboxSeqs)}`,
+    [at, ...outboxSeqs],
+  );
 }
 
 /** Count and age of the events not yet published (for metrics and logs). */
