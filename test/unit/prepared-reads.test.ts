@@ -108,5 +108,7 @@ describe("padded", () => {
       Array.from({ length: 100 }, (_, i) => padded(Array(i + 1).fill("g")).length),
     );
     expect([...lengths]).toEqual([1, 2, 4, 8, 16, 32, 64, 128]);
+    // To a given size: a batch's lists all padded to its longest one's bucket.
+    expect(padded(["a", "b"], 8)).toEqual(["a", "b", "b", "b", "b", "b", "b", "b"]);
   });
 });

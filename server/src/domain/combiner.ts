@@ -22,7 +22,7 @@ export interface Pending<I, O> {
  * burst of network reads all join the same unit instead of the first two
  * going alone and the rest queueing behind them, and the database thread a
  * unit's first query wakes does not preempt the burst's decoding on a busy
- * machine (measured: 1.4–1.7× the AddGroupMember calls per second at 16 in
+ * machine (measured: 1.3–1.7× the AddGroupMember calls per second at 16 in
  * flight, BENCHMARKS.md). A caller alone waits only for that phase to end,
  * while under load one unit — one transaction, one durable commit — serves
  * many calls, so the database does far fewer round trips and commits per call.

@@ -117,16 +117,20 @@ export function select<T>(db: EntityManager, sql: string, params: unknown[] = []
 /**
  * Rows of several SELECTs of one shape (the same SQL text), read in one
  * statement: the parts joined by UNION ALL, each row tagged with its part's
- * index (a `part_` column, left on the rows). The parts are padded to a power of two with `padding` (a statement
- * of the same shape that finds nothing, at the cost of an index miss), so a
- * handful of prepared statements serve every batch size.
+ * index (a `part_` column, left on the rows). The parts are padded to a power
+ * of two with `padding` (a statement of the same shape that finds nothing, at
+ * the cost of an index miss), so a handful of prepared statements serve every
+ * batch size.
  */
 export async function selectParts<T>(
   db: EntityManager,
   parts: readonly Statement[],
   padding: Statement,
 ): Promise<T[][]> {
-  const all = Array.from({ length: padded(parts).length }, (_, i) => parts[i] ?? padding);
+  const all = Array.from(
+    { length: powerOfTwoAtLeast(parts.length) },
+    (_, i) => parts[i] ?? padding,
+  );
   const sql = all
     .map((p, i) => p.sql.replace(/^SELECT /, `SELECT ${i} AS ${PART}, `))
     .join(" UNION ALL ");
@@ -183,15 +187,21 @@ const ER_MAX_PREPARED_STMT_COUNT_REACHED = 1461;
 export const PREPARED_STATEMENTS_PER_CONNECTION = 64;
 
 /**
- * `values` padded to the next power of two by repeating the last one (IN
- * ignores repeats), so one prepared statement serves every list length of its
- * bucket: lists of 1–100 ids make 8 statements, not 100.
+ * `values` padded to `size` (by default the next power of two) by repeating
+ * the last one (IN ignores repeats), so one prepared statement serves every
+ * list length of its bucket: lists of 1–100 ids make 8 statements, not 100.
  */
-export function padded<T>(values: readonly T[]): T[] {
+export function padded<T>(values: readonly T[], size = powerOfTwoAtLeast(values.length)): T[] {
   if (values.length === 0) return [];
-  let size = 1;
-  while (size < values.length) size *= 2;
   return [...values, ...Array<T>(size - values.length).fill(values[values.length - 1])];
+}
+
+/** The smallest power of two ≥ `n` (0 for 0). */
+export function powerOfTwoAtLeast(n: number): number {
+  if (n === 0) return 0;
+  let size = 1;
+  while (size < n) size *= 2;
+  return size;
 }
 
 type Done = (err: Error | null, result: unknown) => void;

@@ -8,6 +8,7 @@ import {
   executeAll,
   indexed,
   padded,
+  powerOfTwoAtLeast,
   placeholders,
   select,
   selectAll,
@@ -278,9 +279,9 @@ export async function membershipsInGroups(
   asks: readonly MembershipAsk[],
 ): Promise<MembershipInGroups[]> {
   // One shape for the batch: every id list padded to the longest one's size.
-  const size = Math.max(...asks.map((a) => padded(a.groupIds).length));
-  const parts = asks.map((a) => membershipInGroupsPart(a.membershipId, padTo(a.groupIds, size)));
-  const padding = membershipInGroupsPart("", padTo([""], size));
+  const size = powerOfTwoAtLeast(Math.max(...asks.map((a) => a.groupIds.length)));
+  const parts = asks.map((a) => membershipInGroupsPart(a.membershipId, padded(a.groupIds, size)));
+  const padding = membershipInGroupsPart("", padded([""], size));
   const rows = await selectParts<{ organizationId: string; groupId: string | null }>(
     db,
     parts,
@@ -295,12 +296,6 @@ export async function membershipsInGroups(
         },
   );
 }
-
-/** `values` padded to `size` by repeating the last one (IN ignores repeats). */
-const padTo = (values: string[], size: number) => [
-  ...values,
-  ...Array<string>(size - values.length).fill(values[values.length - 1]),
-];
 
 /**
  * One page of a group's members. The keyset runs on the group_memberships
@@ -392,9 +387,9 @@ export interface GroupsOfMemberAsk {
 
 /**
  * ListGroupsForOrganizationMembership's reads: the membership's organization
- * (undefined if the membership or its organization is gone), whether the page's cursor names a group of
- * the membership's organization, and the page. The caller discards the page
- * when either check fails.
+ * (undefined if the membership or its organization is gone), whether the
+ * page's cursor names a group of the membership's organization, and the page.
+ * The caller discards the page when either check fails.
  */
 export interface GroupsOfMember {
   membership?: Pick<Membership, "organizationId">;
