@@ -241,15 +241,17 @@ export async function deleteAllGroupMembershipsOf(
 }
 
 /**
- * CheckGroupMembership's one statement: the membership (if its organization
+ * CheckGroupMembership's one statement: the membership's organization (if it
  * is live), joined to those of `groupIds` that are live groups it belongs to
- * — one row per such group, or one row with groupId NULL.
+ * — one row per such group, or one row with groupId NULL. The id list is
+ * padded to `size` (see padded).
  */
-export function membershipInGroupsStatement(membershipId: string, groupIds: string[]): Statement {
-  return membershipInGroupsPart(membershipId, padded(groupIds));
-}
-
-function membershipInGroupsPart(membershipId: string, groupIds: string[]): Statement {
+export function membershipInGroupsStatement(
+  membershipId: string,
+  groupIds: string[],
+  size?: number,
+): Statement {
+  groupIds = padded(groupIds, size);
   return {
     sql:
       `SELECT m.organization_id AS organizationId, g.id AS groupId FROM organization_memberships m ` +
@@ -280,8 +282,8 @@ export async function membershipsInGroups(
 ): Promise<MembershipInGroups[]> {
   // One shape for the batch: every id list padded to the longest one's size.
   const size = powerOfTwoAtLeast(Math.max(...asks.map((a) => a.groupIds.length)));
-  const parts = asks.map((a) => membershipInGroupsPart(a.membershipId, padded(a.groupIds, size)));
-  const padding = membershipInGroupsPart("", padded([""], size));
+  const parts = asks.map((a) => membershipInGroupsStatement(a.membershipId, a.groupIds, size));
+  const padding = membershipInGroupsStatement("", [""], size);
   const rows = await selectParts<{ organizationId: string; groupId: string | null }>(
     db,
     parts,
@@ -405,11 +407,14 @@ export async function groupsOfMembers(
   db: EntityManager,
   asks: readonly GroupsOfMemberAsk[],
 ): Promise<GroupsOfMember[]> {
+  const statements = asks.map((a) =>
+    groupsOfMemberWithMembershipStatement(db, a.membershipId, a.page),
+  );
   const shapes = new Map<string, number[]>();
-  const statements = asks.map((a, i) => {
-    const statement = groupsOfMemberWithMembershipStatement(db, a.membershipId, a.page);
-    shapes.set(statement.sql, [...(shapes.get(statement.sql) ?? []), i]);
-    return statement;
+  statements.forEach((statement, i) => {
+    const same = shapes.get(statement.sql);
+    if (same) same.push(i);
+    else shapes.set(statement.sql, [i]);
   });
   const answers: GroupsOfMember[] = [];
   await Promise.all(
