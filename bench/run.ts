@@ -136,7 +136,8 @@ function checkServer(): void {
 
 const unpublished = async () => {
   const [rows] = (await db!.sql.query(
-    "SELECT COUNT(*) AS n FROM events WHERE published_at IS NULL",
+    "SELECT COUNT(*) AS n FROM events CROSS JOIN relay_progress p " +
+      "WHERE sequence IS NULL OR sequence > p.published_through",
   )) as unknown as [{ n: number }[]];
   return Number(rows[0].n);
 };

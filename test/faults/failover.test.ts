@@ -304,7 +304,7 @@ describe("two replicas, the relay leader fails mid-load", () => {
 
     const holderBefore = await lockHolder(cl.db);
     expect(tookLease(cl.follower), "the follower never relayed while the leader lived").toBe(false);
-    const backlogAtKill = (await eventRows(cl.db)).filter((r) => r.published_at === null).length;
+    const backlogAtKill = (await eventRows(cl.db)).filter((r) => !r.published).length;
     cl.ring.find((r) => r.proc === cl.leader)!.dead = true;
     const exit = await cl.leader.kill("SIGKILL");
     const killedAt = Date.now();
@@ -345,7 +345,7 @@ describe("two replicas, the relay leader fails mid-load", () => {
 
     const holder = await lockHolder(cl.db);
     expect(holder).not.toBeNull();
-    const backlogAtKill = (await eventRows(cl.db)).filter((r) => r.published_at === null).length;
+    const backlogAtKill = (await eventRows(cl.db)).filter((r) => !r.published).length;
     await cl.db.sql.query(`KILL CONNECTION ${Number(holder)}`);
     const killedAt = Date.now();
     const writesAtKill = load.writes;

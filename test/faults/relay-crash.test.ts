@@ -210,7 +210,7 @@ describe("the relay crashes", () => {
     // Every write committed its events; nobody could relay them yet.
     let rows = await eventRows(db);
     expect(rows.length).toBe(n);
-    expect(rows.filter((r) => r.published_at !== null || r.sequence !== null)).toEqual([]);
+    expect(rows.filter((r) => r.published || r.sequence !== null)).toEqual([]);
     expect(tookLease(faulty)).toBe(false);
 
     // Let go: the faulty process takes the lease and dies before publishing.
@@ -221,7 +221,7 @@ describe("the relay crashes", () => {
     rows = await eventRows(db);
     expect(rows.length).toBe(n);
     expect(
-      rows.filter((r) => r.published_at !== null),
+      rows.filter((r) => r.published),
       "nothing marked published",
     ).toEqual([]);
     expect((await stateOf(s.stream)).messages, "nothing reached the stream").toBe(0);
@@ -286,7 +286,7 @@ describe("the relay crashes", () => {
       acked.filter((g) => !created.has(g)),
       "acknowledged writes without event",
     ).toEqual([]);
-    expect(rows.filter((r) => r.published_at !== null)).toEqual([]);
+    expect(rows.filter((r) => r.published)).toEqual([]);
     expect((await stateOf(s.stream)).messages).toBe(0);
 
     // After the restart, the unanswered call is retried with its request_id:
@@ -320,7 +320,7 @@ describe("the relay crashes", () => {
     // JetStream has every event; the database still says none is published.
     let rows = await eventRows(db);
     expect(rows.length).toBe(n);
-    expect(rows.filter((r) => r.published_at !== null)).toEqual([]);
+    expect(rows.filter((r) => r.published)).toEqual([]);
     expect(rows.filter((r) => r.sequence === null)).toEqual([]);
     const afterCrash = await stateOf(s.stream);
     expect(afterCrash).toEqual({ messages: n, lastSeq: n });

@@ -28,6 +28,7 @@ import {
   EventsService,
 } from "../../clients/src/gen/groups/v1/events_pb.js";
 import type { Group } from "../../clients/src/gen/groups/v1/groups_pb.js";
+import { unpublishedCount } from "../support/faults.js";
 import { OrganizationMembershipStatus } from "../../clients/src/gen/groups/v1/organizations_pb.js";
 import { expectError, expectMillisecondTimestamp, ms } from "../support/assertions.js";
 import {
@@ -97,14 +98,6 @@ afterAll(async () => {
 /** The stream's last sequence (0 until the relay creates it on its first publish). */
 const lastStreamSeq = async (x: Harness) => (await streamState(nc, x.stream)).lastSeq;
 
-/** Events committed but not yet acknowledged by JetStream (the relay marks them after the ack). */
-async function unpublished(x: Harness): Promise<number> {
-  const [rows] = await x.t.db.sql.query<RowDataPacket[]>(
-    "SELECT COUNT(*) AS n FROM events WHERE published_at IS NULL",
-  );
-  return Number(rows[0].n);
-}
-
 /**
  * The messages stored since the previous call, once every committed event has
  * been acknowledged by the stream (so "nothing new" is a real answer) and at
@@ -113,7 +106,8 @@ async function unpublished(x: Harness): Promise<number> {
 async function newMessages(x: Harness = h, atLeast = 0): Promise<StoredEvent[]> {
   await until(
     `${atLeast} new message(s) in ${x.stream} and an empty outbox`,
-    async () => (await unpublished(x)) === 0 && (await lastStreamSeq(x)) - x.lastSeen >= atLeast,
+    async () =>
+      (await unpublishedCount(x.t.db)) === 0 && (await lastStreamSeq(x)) - x.lastSeen >= atLeast,
   );
   if ((await lastStreamSeq(x)) === 0) return []; // nothing was ever published: no stream yet
   const all = await storedEvents(nc, x.stream);

@@ -50,6 +50,7 @@ describe("migrations", () => {
         "org_groups",
         "organization_memberships",
         "organizations",
+        "relay_progress",
         "schema_migrations",
       ]);
       expect(await ds.runMigrations()).toEqual([]);
@@ -66,6 +67,59 @@ describe("migrations", () => {
 
       expect((await ds.runMigrations()).length).toBe(migrations.length);
       expect(await tables()).toContain("events");
+    } finally {
+      await ds.destroy();
+    }
+  });
+
+  it("turn the relay's per-event marks into a watermark before the first unpublished event, and back", async () => {
+    const env = TEST_DATABASE === "sqlite" ? { SQLITE_PATH: db.url } : { DATABASE_URL: db.url };
+    const ds = createDataSource(loadConfig(env).database);
+    await ds.initialize();
+    try {
+      await ds.runMigrations({ transaction: "each" });
+      await ds.undoLastMigration(); // events.published_at is back
+      // Sequences 1 and 2 published, 3 not, 4 published past the gap (an ack
+      // that came back after an earlier one failed), one event not sequenced.
+      const marks: [number | null, boolean][] = [
+        [1, true],
+        [2, true],
+        [3, false],
+        [4, true],
+        [null, false],
+      ];
+      for (const [i, [sequence, published]] of marks.entries()) {
+        const at = `2026-01-01 00:00:0${i}.000`; // DATETIME(3) text on both stores
+        await ds.query(
+          "INSERT INTO events (sequence, id, type, organization_id, group_id, cause, payload, " +
+            "created_at, published_at) VALUES (?, ?, 'group.created', 'org_1', 'grp_1', 'api', '{}', ?, ?)",
+          [sequence, `evt_${i}`, at, published ? at : null],
+        );
+      }
+
+      await ds.runMigrations({ transaction: "each" });
+      const [progress] = (await ds.query("SELECT id, published_through FROM relay_progress")) as {
+        id: number;
+        published_through: number | string;
+      }[];
+      // Through 2: sequence 4 is published again, and JetStream drops the duplicate.
+      expect({ id: Number(progress.id), through: Number(progress.published_through) }).toEqual({
+        id: 1,
+        through: 2,
+      });
+
+      await ds.undoLastMigration();
+      const rows = (await ds.query(
+        "SELECT id, published_at IS NOT NULL AS published FROM events ORDER BY id",
+      )) as { id: string; published: number | string }[];
+      expect(rows.map((r) => [r.id, Number(r.published) === 1])).toEqual([
+        ["evt_0", true],
+        ["evt_1", true],
+        ["evt_2", false],
+        ["evt_3", false],
+        ["evt_4", false],
+      ]);
+      await ds.runMigrations({ transaction: "each" });
     } finally {
       await ds.destroy();
     }

@@ -3,7 +3,7 @@ import type { DataSource } from "typeorm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../server/src/config.js";
 import { createDataSource, migrate } from "../../server/src/store/data-source.js";
-import { sequenceAndFetch } from "../../server/src/store/events.js";
+import { markPublishedThrough, sequenceAndFetch } from "../../server/src/store/events.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 
 /**
@@ -136,6 +136,23 @@ describe("relay sequencing on MySQL", () => {
       const next = await sequenceAndFetch(lease, 100, true);
       expect(next.sequenced).toBe(1);
       expect(next.unpublished.map((e) => e.id).at(-1)).toBe("event_seq_next");
+    } finally {
+      await lease.release();
+    }
+  });
+
+  it("fetches only past the published-through watermark, which never moves back", async () => {
+    const lease = ds.createQueryRunner();
+    await lease.connect();
+    try {
+      const all = (await sequenceAndFetch(lease, 100, true)).unpublished;
+      expect(all.length).toBeGreaterThan(2);
+      await markPublishedThrough(ds.manager, all[1].sequence);
+      const rest = all.slice(2).map((e) => e.id);
+      expect((await sequenceAndFetch(lease, 100, true)).unpublished.map((e) => e.id)).toEqual(rest);
+      // A former leader finishing an older round late.
+      await markPublishedThrough(ds.manager, all[0].sequence);
+      expect((await sequenceAndFetch(lease, 100, true)).unpublished.map((e) => e.id)).toEqual(rest);
     } finally {
       await lease.release();
     }

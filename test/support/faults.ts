@@ -122,17 +122,28 @@ export interface EventRow {
   type: string;
   organization_id: string;
   group_id: string;
-  published_at: Date | null;
+  /** At or below the relay's published-through watermark. */
+  published: boolean;
 }
 
 /** Every event row, in outbox (commit) order. */
 export async function eventRows(db: TestDatabase): Promise<EventRow[]> {
   const [rows] = await db.sql.query<RowDataPacket[]>(
-    `SELECT CAST(outbox_seq AS CHAR) AS outbox_seq, CAST(sequence AS CHAR) AS sequence, id, type,
-            organization_id, group_id, published_at
-     FROM events ORDER BY outbox_seq`,
+    `SELECT CAST(e.outbox_seq AS CHAR) AS outbox_seq, CAST(e.sequence AS CHAR) AS sequence, e.id,
+            e.type, e.organization_id, e.group_id,
+            COALESCE(e.sequence <= p.published_through, 0) AS published
+     FROM events e CROSS JOIN relay_progress p ORDER BY e.outbox_seq`,
   );
-  return rows as EventRow[];
+  return rows.map((r) => ({ ...r, published: Number(r.published) === 1 })) as EventRow[];
+}
+
+/** How many events are not in the stream yet (the relay moves its watermark after the acks). */
+export async function unpublishedCount(db: TestDatabase): Promise<number> {
+  const [rows] = await db.sql.query<RowDataPacket[]>(
+    `SELECT COUNT(*) AS n FROM events CROSS JOIN relay_progress p
+     WHERE sequence IS NULL OR sequence > p.published_through`,
+  );
+  return Number(rows[0].n);
 }
 
 /** Waits until every event row (and, if given, exactly `total` of them) is sequenced and published. */
@@ -142,7 +153,7 @@ export async function waitUntilPublished(db: TestDatabase, total?: number): Prom
     async () => {
       const rows = await eventRows(db);
       return (total === undefined || rows.length === total) &&
-        rows.every((r) => r.published_at !== null && r.sequence !== null)
+        rows.every((r) => r.published && r.sequence !== null)
         ? rows
         : undefined;
     },

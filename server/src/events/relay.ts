@@ -48,11 +48,11 @@ export const DEFAULT_RELAY_OPTIONS: RelayOptions = {
  * Each round the leader (1) gives newly committed events consecutive
  * `sequence` numbers, in one statement on the lease connection, and (2)
  * publishes sequenced events in sequence order with `Nats-Msg-Id` = event id,
- * awaits the acks, then marks them published. The publishes of a round are
- * pipelined, each naming the one before it as the stream's expected last
- * message, so a failed publish can never let a later event overtake it (see
- * publishRound). A crash between ack and mark makes the next leader publish
- * again, and JetStream drops the duplicate.
+ * awaits the acks, then moves the published-through watermark (one row) past
+ * them. The publishes of a round are pipelined, each naming the one before it
+ * as the stream's expected last message, so a failed publish can never let a
+ * later event overtake it (see publishRound). A crash between ack and mark
+ * makes the next leader publish again, and JetStream drops the duplicate.
  *
  * Emits "sequenced" after each batch of new sequence numbers (StreamEvents
  * waits on it).
@@ -248,11 +248,17 @@ export class Relay extends EventEmitter {
         return this.publisher!.publish(e, expectLastId);
       }),
     );
-    const acked: string[] = [];
+    // Events are in the stream through the last of the leading acknowledged
+    // ones. One not acknowledged stops the watermark there even if later ones
+    // were (its publish may have been stored with its ack lost): the next
+    // round publishes them again and JetStream drops the duplicates.
+    let publishedThrough: string | undefined;
+    let acked = 0;
     let failure: unknown;
     outcomes.forEach((outcome, i) => {
       if (outcome.status === "fulfilled") {
-        acked.push(batch[i].outboxSeq);
+        acked++;
+        if (failure === undefined) publishedThrough = batch[i].sequence;
         this.opts.onPublished?.(batch[i]);
       } else {
         failure ??= outcome.reason;
@@ -260,10 +266,11 @@ export class Relay extends EventEmitter {
     });
     // After a failure the stream's last message is unknown: the next round's first publish names none.
     this.lastPublishedId = failure === undefined ? batch.at(-1)!.id : undefined;
-    if (this.opts.fault === "crash-after-ack" && acked.length > 0) crash("after ack, before mark");
-    await events.markPublished(this.db.reader, acked, new Date());
+    if (this.opts.fault === "crash-after-ack" && acked > 0) crash("after ack, before mark");
+    if (publishedThrough !== undefined)
+      await events.markPublishedThrough(this.db.reader, publishedThrough);
     if (failure) throw failure;
-    return acked.length;
+    return acked;
   }
 
   private async pruneIfDue(): Promise<void> {

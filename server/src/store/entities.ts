@@ -98,7 +98,6 @@ export interface EventRow {
   /** JSON of the domain's EventData. */
   payload: string;
   createdAt: Date;
-  publishedAt: Date | null;
 }
 
 export const EventEntity = new EntitySchema<EventRow>({
@@ -121,7 +120,6 @@ export const EventEntity = new EntitySchema<EventRow>({
     // LONGTEXT in the MySQL schema; the migrations own the real column types.
     payload: { type: "text" },
     createdAt: timestamp("created_at"),
-    publishedAt: timestamp("published_at", true),
   },
 });
 

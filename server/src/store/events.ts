@@ -9,7 +9,7 @@ import { deleteLimited, execute, indexed, placeholders, readTime, select } from 
  * the outbox). Writes of new events are in ./outbox.ts.
  */
 /** A row as EVENT_COLUMNS selects it (times as the driver returns them). */
-type EventRecord = Omit<EventRow, "publishedAt" | "createdAt"> & { createdAt: Date | string };
+type EventRecord = Omit<EventRow, "createdAt"> & { createdAt: Date | string };
 
 const EVENT_COLUMNS =
   "e.outbox_seq AS outboxSeq, e.sequence, e.id, e.type, e.organization_id AS organizationId, " +
@@ -117,20 +117,22 @@ export async function unpublishedEvents(db: EntityManager, max: number): Promise
   return rows.map(toRecordedEvent);
 }
 
-const unpublishedStatement = (db: EntityManager, max: number) =>
-  `SELECT ${EVENT_COLUMNS} FROM ${indexed(db, "events", "e", "ix_events_unpublished")} ` +
-  `WHERE e.published_at IS NULL AND e.sequence IS NOT NULL ORDER BY e.sequence LIMIT ${Math.trunc(max)}`;
+/** The relay's watermark: every event with a sequence up to it is in the stream. */
+const PUBLISHED_THROUGH = "(SELECT published_through FROM relay_progress WHERE id = 1)";
 
-export async function markPublished(
-  db: EntityManager,
-  outboxSeqs: string[],
-  at: Date,
-): Promise<void> {
-  if (outboxSeqs.length === 0) return;
+const unpublishedStatement = (db: EntityManager, max: number) =>
+  `SELECT ${EVENT_COLUMNS} FROM ${indexed(db, "events", "e", "uq_events_sequence")} ` +
+  `WHERE e.sequence > ${PUBLISHED_THROUGH} ORDER BY e.sequence LIMIT ${Math.trunc(max)}`;
+
+/**
+ * Records that every event up to `sequence` is in the stream. Only ever
+ * moves forward: a former leader finishing a round late cannot move it back.
+ */
+export async function markPublishedThrough(db: EntityManager, sequence: string): Promise<void> {
   await execute(
     db,
-    `UPDATE events SET published_at = ? WHERE outbox_seq IN ${placeholders(outboxSeqs)}`,
-    [at, ...outboxSeqs],
+    "UPDATE relay_progress SET published_through = ? WHERE id = 1 AND published_through < ?",
+    [sequence, sequence],
   );
 }
 
@@ -138,7 +140,10 @@ export async function markPublished(
 export async function backlog(db: EntityManager): Promise<{ count: number; oldest: Date | null }> {
   const [row] = await select<{ count: number | string; oldest: Date | string | null }>(
     db,
-    "SELECT COUNT(*) AS count, MIN(created_at) AS oldest FROM events WHERE published_at IS NULL",
+    // Two index ranges (unsequenced, and sequenced past the watermark); an OR would scan the table.
+    "SELECT COUNT(*) AS count, MIN(created_at) AS oldest FROM (" +
+      "SELECT created_at FROM events WHERE sequence IS NULL UNION ALL " +
+      `SELECT created_at FROM events WHERE sequence > ${PUBLISHED_THROUGH}) AS waiting`,
   );
   return { count: Number(row?.count ?? 0), oldest: row?.oldest ? readTime(row.oldest) : null };
 }
@@ -156,7 +161,7 @@ export async function pruneEvents(
   return deleteLimited(
     db,
     "events",
-    `created_at < ? AND sequence IS NOT NULL${publishedOnly ? " AND published_at IS NOT NULL" : ""}`,
+    `created_at < ? AND sequence IS NOT NULL${publishedOnly ? ` AND sequence <= ${PUBLISHED_THROUGH}` : ""}`,
     [before],
     max,
   );
