@@ -23,7 +23,7 @@ import { loadBenchConfig } from "./lib/config.js";
 import { datasetFor, ids, strideOf } from "./lib/dataset.js";
 import { LoadGenerator } from "./lib/loadgen.js";
 import { loadAverage, machineInfo } from "./lib/machine.js";
-import { buildPlan, caseKey, type CaseDef } from "./lib/plan.js";
+import { buildPlan, caseKey, neighbourKey, type CaseDef } from "./lib/plan.js";
 import { cpuSeconds, findPid, memoryMb, type Pids } from "./lib/proc.js";
 import { StreamLatencyProbe, lagBetween, scrapeRelayLag } from "./lib/relay.js";
 import { writeMarkdown } from "./lib/report.js";
@@ -270,8 +270,14 @@ try {
       );
     };
     r.ratios.sameSql = per(r.sameSql, r.unit === "memberships" ? "items" : "calls");
-    r.ratios.trivialRpc = per(caseKey(r.door, "Health.Check", r.concurrency));
-    if (r.writes) r.ratios.twoInsertTx = per(caseKey("mysql2", "raw.twoInsertTx", r.concurrency));
+    const trivial = caseKey(r.door, "Health.Check", r.concurrency);
+    const twoInsert = caseKey("mysql2", "raw.twoInsertTx", r.concurrency);
+    // A reference run again next to this case, if any, is the one its ratio is read against.
+    const next = (key: string) => per(neighbourKey(key, r.op));
+    r.ratios.trivialRpc = next(trivial) ?? per(trivial);
+    if (r.writes) r.ratios.twoInsertTx = next(twoInsert) ?? per(twoInsert);
+    if (next(trivial) !== undefined) r.ratios.trivialRpcAtStart = per(trivial);
+    if (r.writes && next(twoInsert) !== undefined) r.ratios.twoInsertTxAtStart = per(twoInsert);
   }
 
   // ---- the relay at a fixed offered rate --------------------------------------

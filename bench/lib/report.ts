@@ -58,7 +58,7 @@ export function renderResults(r: BenchResults): string {
     "Throughput is successful calls per second; latency is per call as the load generator saw it. " +
       "*Same SQL* is the ratio to the raw mysql2 baseline running the same statements at the same " +
       "concurrency; *trivial RPC* to Health/Check on the same door; writes also to the raw two-INSERT " +
-      "transaction. Server CPU is the server process's CPU per call; *others' cores* is what processes " +
+      "transaction (for the rows of a ratio target, to the reference run again right before the case). Server CPU is the server process's CPU per call; *others' cores* is what processes " +
       "outside this benchmark (other test runs) used meanwhile, out of 2; *server RSS* the highest " +
       "resident memory sampled (every 500 ms) during the case.",
     "",
@@ -94,7 +94,7 @@ export function renderResults(r: BenchResults): string {
   const cpuRows = r.cases.filter((c) => c.concurrency === 16 || c.kind === "service");
   for (const c of cpuRows.filter((c) => c.concurrency === 16)) {
     push(
-      `| ${doorName[c.door]} ${c.op} | ${c.concurrency} | ${c.cpu.server} | ${c.cpu.mariadb} | ${c.cpu.nats} | ${c.cpu.loadgen} | ${c.cpu.other} | ${c.cpu.machine} |`,
+      `| ${doorName[c.door]} ${c.op}${c.nextTo ? ` (next to ${c.nextTo})` : ""} | ${c.concurrency} | ${c.cpu.server} | ${c.cpu.mariadb} | ${c.cpu.nats} | ${c.cpu.loadgen} | ${c.cpu.other} | ${c.cpu.machine} |`,
     );
   }
   push("", "#### Event relay", "");

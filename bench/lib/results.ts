@@ -10,10 +10,16 @@ export type CaseResult = CaseDef &
     ratios: {
       /** To the raw baseline running the same SQL at the same concurrency. */
       sameSql?: number;
-      /** To the trivial RPC on the same door at the same concurrency. */
+      /**
+       * To the trivial RPC on the same door at the same concurrency: the one
+       * run right before this case where the plan has one (NEIGHBOUR_REFERENCES).
+       */
       trivialRpc?: number;
-      /** To the raw two-INSERT transaction at the same concurrency (issue 7's write reference). */
+      /** To the raw two-INSERT transaction at the same concurrency (issue 7's write reference), likewise. */
       twoInsertTx?: number;
+      /** Where a reference ran again next to this case: the ratios to the run's first ones. */
+      trivialRpcAtStart?: number;
+      twoInsertTxAtStart?: number;
     };
     /** Seconds the relay then needed to publish what this case wrote. */
     relayCatchUpSeconds?: number;

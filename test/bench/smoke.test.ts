@@ -47,6 +47,20 @@ describe("benchmark smoke", () => {
     }
     for (const c of r.cases.filter((c) => c.kind === "service"))
       expect(c.ratios.sameSql, c.key).toBeGreaterThan(0);
+    // A reference run again next to a target's case is the one that case's ratio uses.
+    const neighbours = r.cases.filter((c) => c.nextTo);
+    expect(neighbours.length).toBeGreaterThan(0);
+    for (const n of neighbours) {
+      const c = r.cases.find(
+        (c) => c.kind === "service" && c.door === "grpc" && c.op === n.nextTo,
+      )!;
+      const [now, atStart] =
+        n.op === "Health.Check"
+          ? [c.ratios.trivialRpc, c.ratios.trivialRpcAtStart]
+          : [c.ratios.twoInsertTx, c.ratios.twoInsertTxAtStart];
+      expect(now, c.key).toBeCloseTo(c.perSecond / n.perSecond, 2);
+      expect(atStart, c.key).toBeGreaterThan(0);
+    }
 
     expect(r.relay.latency).toHaveLength(2);
     for (const l of r.relay.latency) {
