@@ -15,7 +15,11 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { connect, type NatsConnection } from "nats";
-import { createTestDatabase, type TestDatabase } from "../test/support/database.js";
+import {
+  createTestDatabase,
+  unpublishedCount,
+  type TestDatabase,
+} from "../test/support/database.js";
 import { SHARED_NATS_URL } from "../test/support/nats.js";
 import { freePort } from "../test/support/ports.js";
 import type { RunResult, RunSpec } from "./worker.js";
@@ -134,13 +138,7 @@ function checkServer(): void {
   if (serverDied) throw new Error(serverDied);
 }
 
-const unpublished = async () => {
-  const [rows] = (await db!.sql.query(
-    "SELECT COUNT(*) AS n FROM events CROSS JOIN relay_progress p " +
-      "WHERE sequence IS NULL OR sequence > p.published_through",
-  )) as unknown as [{ n: number }[]];
-  return Number(rows[0].n);
-};
+const unpublished = () => unpublishedCount(db!);
 
 /** Waits until the relay has published every event; resolves the seconds it took. */
 async function relayCatchUp(): Promise<number> {

@@ -13,7 +13,7 @@ import { createClient } from "@connectrpc/connect";
 import type { RowDataPacket } from "mysql2/promise";
 import { beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import { EventsService } from "../../clients/src/gen/groups/v1/events_pb.js";
-import type { TestDatabase } from "../support/database.js";
+import { unpublishedCount, type TestDatabase } from "../support/database.js";
 import { listAllEvents } from "../support/events.js";
 import {
   connTo,
@@ -24,7 +24,6 @@ import {
   grpcTransport,
   keyOfEvent,
   sameMultiset,
-  unpublishedCount,
   useFaultRig,
 } from "../support/faults.js";
 import { storedEvents, uniqueStream } from "../support/nats.js";

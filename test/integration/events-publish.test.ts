@@ -28,9 +28,9 @@ import {
   EventsService,
 } from "../../clients/src/gen/groups/v1/events_pb.js";
 import type { Group } from "../../clients/src/gen/groups/v1/groups_pb.js";
-import { unpublishedCount } from "../support/faults.js";
 import { OrganizationMembershipStatus } from "../../clients/src/gen/groups/v1/organizations_pb.js";
 import { expectError, expectMillisecondTimestamp, ms } from "../support/assertions.js";
+import { unpublishedCount } from "../support/database.js";
 import {
   closeEventsServer,
   createMembers,

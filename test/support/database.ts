@@ -93,3 +93,15 @@ const bind = (p: unknown) =>
     : typeof p === "boolean"
       ? Number(p)
       : p;
+
+/**
+ * How many of the service's events are not in the stream yet: unsequenced, or
+ * past the relay's published-through watermark (moved after the acks).
+ */
+export async function unpublishedCount(db: TestDatabase): Promise<number> {
+  const [rows] = await db.sql.query<mysql.RowDataPacket[]>(
+    `SELECT COUNT(*) AS n FROM events CROSS JOIN relay_progress p
+     WHERE sequence IS NULL OR sequence > p.published_through`,
+  );
+  return Number(rows[0].n);
+}

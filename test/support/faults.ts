@@ -137,15 +137,6 @@ export async function eventRows(db: TestDatabase): Promise<EventRow[]> {
   return rows.map((r) => ({ ...r, published: Number(r.published) === 1 })) as EventRow[];
 }
 
-/** How many events are not in the stream yet (the relay moves its watermark after the acks). */
-export async function unpublishedCount(db: TestDatabase): Promise<number> {
-  const [rows] = await db.sql.query<RowDataPacket[]>(
-    `SELECT COUNT(*) AS n FROM events CROSS JOIN relay_progress p
-     WHERE sequence IS NULL OR sequence > p.published_through`,
-  );
-  return Number(rows[0].n);
-}
-
 /** Waits until every event row (and, if given, exactly `total` of them) is sequenced and published. */
 export async function waitUntilPublished(db: TestDatabase, total?: number): Promise<EventRow[]> {
   return waitFor(
