@@ -78,12 +78,19 @@ export class Metrics {
     );
     pool("groups_db_pool_idle", "Idle database connections", (p) => p.idle);
     pool("groups_db_pool_waiting", "Calls waiting for a database connection", (p) => p.waiting);
+    // Both outbox gauges read one answer per scrape: one query, not two.
+    let backlog: { at: number; answer: ReturnType<MetricSources["backlog"]> } | undefined;
+    const backlogNow = () => {
+      if (!backlog || Date.now() - backlog.at > 1_000)
+        backlog = { at: Date.now(), answer: sources.backlog() };
+      return backlog.answer;
+    };
     new Gauge({
       name: "groups_outbox_backlog",
       help: "Events recorded but not yet published",
       registers,
       async collect() {
-        this.set((await sources.backlog()).count);
+        this.set((await backlogNow()).count);
       },
     });
     new Gauge({
@@ -91,7 +98,7 @@ export class Metrics {
       help: "Age of the oldest unpublished event (0 when none)",
       registers,
       async collect() {
-        const { oldest } = await sources.backlog();
+        const { oldest } = await backlogNow();
         this.set(oldest ? Math.max(0, (Date.now() - oldest.getTime()) / 1000) : 0);
       },
     });
