@@ -268,14 +268,20 @@ try {
       );
     };
     r.ratios.sameSql = per(r.sameSql, r.unit === "memberships" ? "items" : "calls");
-    const trivial = caseKey(r.door, "Health.Check", r.concurrency);
-    const twoInsert = caseKey("mysql2", "raw.twoInsertTx", r.concurrency);
     // A reference run again next to this case, if any, is the one its ratio is read against.
-    const next = (key: string) => per(neighbourKey(key, r.op));
-    r.ratios.trivialRpc = next(trivial) ?? per(trivial);
-    if (r.writes) r.ratios.twoInsertTx = next(twoInsert) ?? per(twoInsert);
-    if (next(trivial) !== undefined) r.ratios.trivialRpcAtStart = per(trivial);
-    if (r.writes && next(twoInsert) !== undefined) r.ratios.twoInsertTxAtStart = per(twoInsert);
+    const against = (reference: string) => {
+      const atStart = per(reference);
+      const next = per(neighbourKey(reference, r.op));
+      return next === undefined ? { ratio: atStart } : { ratio: next, atStart };
+    };
+    const trivial = against(caseKey(r.door, "Health.Check", r.concurrency));
+    r.ratios.trivialRpc = trivial.ratio;
+    r.ratios.trivialRpcAtStart = trivial.atStart;
+    if (r.writes) {
+      const twoInsert = against(caseKey("mysql2", "raw.twoInsertTx", r.concurrency));
+      r.ratios.twoInsertTx = twoInsert.ratio;
+      r.ratios.twoInsertTxAtStart = twoInsert.atStart;
+    }
   }
 
   // ---- the relay at a fixed offered rate --------------------------------------
