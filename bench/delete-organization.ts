@@ -34,9 +34,9 @@ try {
   );
   for (let g = 1; g <= GROUPS; g++) {
     await sql.query(
-      `INSERT INTO group_memberships SELECT CONCAT('group_', LPAD(?, 26, '0')), CONCAT('om_', LPAD(seq, 26, '0')), ?,
+      `INSERT INTO group_memberships SELECT CONCAT('group_', LPAD(?, 26, '0')), CONCAT('om_', LPAD(seq, 26, '0')),
          NOW(3) FROM seq_1_to_${MEMBERS}`,
-      [g, org],
+      [g],
     );
   }
   const seedSeconds = (performance.now() - started) / 1000;

@@ -61,7 +61,7 @@ export async function seed(databaseUrl: string, d: Dataset): Promise<SeedReport>
     await flush();
   };
   const memberColumns = "id, organization_id, user_id, status, created_at, updated_at";
-  const linkColumns = "group_id, organization_membership_id, organization_id, created_at";
+  const linkColumns = "group_id, organization_membership_id, created_at";
   try {
     await step("organizations and groups", async () => {
       await insert("organizations", "id, name, external_id, created_at, updated_at, deleted_at", [
@@ -112,7 +112,7 @@ export async function seed(databaseUrl: string, d: Dataset): Promise<SeedReport>
             for (let g = 0; g < d.groups; g++) {
               const group = ids.group(g);
               for (let i = g % s; i < d.memberships; i += s)
-                yield `('${group}', '${ids.memberA(i)}', '${ids.orgA}', ${AT})`;
+                yield `('${group}', '${ids.memberA(i)}', ${AT})`;
             }
           })(),
         ),
@@ -121,7 +121,7 @@ export async function seed(databaseUrl: string, d: Dataset): Promise<SeedReport>
           linkColumns,
           (function* () {
             for (let i = 0; i < d.bigGroupMembers; i++)
-              yield `('${ids.bigGroup}', '${ids.memberB(i)}', '${ids.orgB}', ${AT})`;
+              yield `('${ids.bigGroup}', '${ids.memberB(i)}', ${AT})`;
           })(),
         ),
       ]),

@@ -1,7 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import type { RowDataPacket } from "mysql2/promise";
 import { ulid } from "ulid";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Order } from "../../clients/src/gen/groups/v1/common_pb.js";
 import type { Group } from "../../clients/src/gen/groups/v1/groups_pb.js";
 import type { OrganizationMembership } from "../../clients/src/gen/groups/v1/organizations_pb.js";
@@ -9,6 +9,22 @@ import { DOORS, startTestServer, type Clients, type TestServer } from "../suppor
 import { expectError } from "../support/assertions.js";
 import { lastOutboxSeq, outboxAfter } from "../support/outbox.js";
 import { MEMBER_COUNT } from "../../server/src/store/pagination.js";
+
+// The reaper's chunked link deletes, as they happen (the store is otherwise untouched).
+const linkChunks = vi.hoisted(() => [] as { groupIds: string[]; deleted: number }[]);
+vi.mock("../../server/src/store/group-members.js", async (importOriginal) => {
+  const store = await importOriginal<typeof import("../../server/src/store/group-members.js")>();
+  return {
+    ...store,
+    deleteMembershipsOfGroupsChunk: async (
+      ...args: Parameters<typeof store.deleteMembershipsOfGroupsChunk>
+    ) => {
+      const deleted = await store.deleteMembershipsOfGroupsChunk(...args);
+      linkChunks.push({ groupIds: args[1], deleted });
+      return deleted;
+    },
+  };
+});
 
 let t: TestServer;
 
@@ -45,11 +61,10 @@ async function rowsOfOrganization(organizationId: string) {
     ]),
     groupMemberships: await count(
       `SELECT COUNT(*) AS n FROM group_memberships gm
-       WHERE gm.organization_id = ?
-          OR gm.group_id IN (SELECT id FROM org_groups WHERE organization_id = ?)
+       WHERE gm.group_id IN (SELECT id FROM org_groups WHERE organization_id = ?)
           OR gm.organization_membership_id IN
              (SELECT id FROM organization_memberships WHERE organization_id = ?)`,
-      [organizationId, organizationId, organizationId],
+      [organizationId, organizationId],
     ),
     idempotencyKeys: await count(
       "SELECT COUNT(*) AS n FROM idempotency_keys WHERE organization_id = ?",
@@ -441,6 +456,14 @@ describe("DeleteOrganization of a larger organization, in bounded chunks", () =>
     });
 
     await waitUntilGone(orgId);
+
+    // Every link went in a chunk of at most 200 rows from at most 2 groups (the
+    // reaper options above), none with the unbounded delete of a group chunk.
+    const ours = new Set(groups.map((g) => g.id));
+    const chunks = linkChunks.filter((c) => c.groupIds.every((id) => ours.has(id)));
+    expect(chunks.reduce((n, c) => n + c.deleted, 0)).toBe(2000);
+    expect(Math.max(...chunks.map((c) => c.deleted))).toBe(200);
+    expect(Math.max(...chunks.map((c) => c.groupIds.length))).toBe(2);
 
     const all = await outboxAfter(t.db.sql, beforeGroupDelete, orgId);
     expect(all[0]).toMatchObject({ type: "group.deleted", groupId: groups[4].id, cause: "api" });

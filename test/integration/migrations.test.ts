@@ -5,6 +5,7 @@ import {
   MYSQL_MIGRATIONS,
   SQLITE_MIGRATIONS,
 } from "../../server/src/store/data-source.js";
+import type { DataSource } from "typeorm";
 import { createTestDatabase, TEST_DATABASE, type TestDatabase } from "../support/database.js";
 
 /** The migrations apply on an empty database, undo completely, and apply again (MariaDB and SQLite). */
@@ -17,6 +18,37 @@ beforeAll(async () => {
 afterAll(async () => {
   await db?.drop();
 });
+
+/** Undoes the latest migrations until the one whose name starts with `name` (Sqlite… included) is undone. */
+async function undoThrough(ds: DataSource, name: string): Promise<void> {
+  for (;;) {
+    const [last] = (await ds.query(
+      "SELECT name FROM schema_migrations ORDER BY id DESC LIMIT 1",
+    )) as { name: string }[];
+    await ds.undoLastMigration({ transaction: "each" });
+    if (last.name.replace(/^Sqlite/, "").startsWith(name)) return;
+  }
+}
+
+/** group_memberships' columns and index names, on either store. */
+async function linkSchema(ds: DataSource): Promise<{ columns: string[]; indexes: string[] }> {
+  if (TEST_DATABASE === "sqlite") {
+    const columns = (await ds.query("PRAGMA table_info(group_memberships)")) as { name: string }[];
+    const indexes = (await ds.query(
+      "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'group_memberships' AND sql IS NOT NULL",
+    )) as { name: string }[];
+    return { columns: columns.map((c) => c.name), indexes: indexes.map((i) => i.name).sort() };
+  }
+  const columns = (await ds.query(
+    "SELECT column_name AS name FROM information_schema.columns WHERE table_schema = ? AND table_name = 'group_memberships' ORDER BY ordinal_position",
+    [db.name],
+  )) as { name: string }[];
+  const indexes = (await ds.query(
+    "SELECT DISTINCT index_name AS name FROM information_schema.statistics WHERE table_schema = ? AND table_name = 'group_memberships' AND index_name <> 'PRIMARY' AND index_name NOT LIKE 'fk_%'",
+    [db.name],
+  )) as { name: string }[];
+  return { columns: columns.map((c) => c.name), indexes: indexes.map((i) => i.name).sort() };
+}
 
 async function tables(): Promise<string[]> {
   const [rows] =
@@ -78,7 +110,7 @@ describe("migrations", () => {
     await ds.initialize();
     try {
       await ds.runMigrations({ transaction: "each" });
-      await ds.undoLastMigration(); // events.published_at is back
+      await undoThrough(ds, "RelayWatermark"); // events.published_at is back
       // Sequences 1 and 2 published, 3 not, 4 published past the gap (an ack
       // that came back after an earlier one failed), one event not sequenced.
       const marks: [number | null, boolean][] = [
@@ -108,7 +140,7 @@ describe("migrations", () => {
         through: 2,
       });
 
-      await ds.undoLastMigration();
+      await undoThrough(ds, "RelayWatermark");
       const rows = (await ds.query(
         "SELECT id, published_at IS NOT NULL AS published FROM events ORDER BY id",
       )) as { id: string; published: number | string }[];
@@ -120,6 +152,59 @@ describe("migrations", () => {
         ["evt_4", false],
       ]);
       await ds.runMigrations({ transaction: "each" });
+    } finally {
+      await ds.destroy();
+    }
+  });
+  it("drop group_memberships' organization id, and give each link its group's back", async () => {
+    const env = TEST_DATABASE === "sqlite" ? { SQLITE_PATH: db.url } : { DATABASE_URL: db.url };
+    const ds = createDataSource(loadConfig(env).database);
+    await ds.initialize();
+    try {
+      await ds.runMigrations({ transaction: "each" });
+      const at = "2026-01-01 00:00:00.000";
+      for (const org of ["org_a", "org_b"]) {
+        await ds.query(
+          "INSERT INTO organizations (id, name, created_at, updated_at) VALUES (?, ?, ?, ?)",
+          [org, org, at, at],
+        );
+        await ds.query(
+          "INSERT INTO org_groups (id, organization_id, name, member_count, version, created_at, updated_at) VALUES (?, ?, 'g', 1, 1, ?, ?)",
+          [`grp_${org}`, org, at, at],
+        );
+        await ds.query(
+          "INSERT INTO organization_memberships (id, organization_id, user_id, status, created_at, updated_at) VALUES (?, ?, 'u', 'active', ?, ?)",
+          [`om_${org}`, org, at, at],
+        );
+        await ds.query(
+          "INSERT INTO group_memberships (group_id, organization_membership_id, created_at) VALUES (?, ?, ?)",
+          [`grp_${org}`, `om_${org}`, at],
+        );
+      }
+      const without = {
+        columns: ["group_id", "organization_membership_id", "created_at"],
+        indexes: ["ix_group_memberships_member"],
+      };
+      expect(await linkSchema(ds)).toEqual(without);
+
+      await undoThrough(ds, "LinksWithoutOrganization");
+      expect(await linkSchema(ds)).toEqual({
+        columns:
+          TEST_DATABASE === "sqlite" // SQLite appends an added column
+            ? ["group_id", "organization_membership_id", "created_at", "organization_id"]
+            : ["group_id", "organization_membership_id", "organization_id", "created_at"],
+        indexes: ["ix_group_memberships_member", "ix_group_memberships_org"],
+      });
+      expect(
+        await ds.query("SELECT group_id, organization_id FROM group_memberships ORDER BY group_id"),
+      ).toEqual([
+        { group_id: "grp_org_a", organization_id: "org_a" },
+        { group_id: "grp_org_b", organization_id: "org_b" },
+      ]);
+
+      await ds.runMigrations({ transaction: "each" });
+      expect(await linkSchema(ds)).toEqual(without);
+      expect(Number((await ds.query("SELECT COUNT(*) AS n FROM group_memberships"))[0].n)).toBe(2);
     } finally {
       await ds.destroy();
     }

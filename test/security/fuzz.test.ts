@@ -958,7 +958,7 @@ async function expectConsistentState(): Promise<{ groups: number; links: number;
   }
 
   const links = await rows(
-    `SELECT gm.group_id, gm.organization_membership_id, gm.organization_id,
+    `SELECT gm.group_id, gm.organization_membership_id,
             g.organization_id AS group_org, m.organization_id AS member_org
      FROM group_memberships gm
      LEFT JOIN org_groups g ON g.id = gm.group_id
@@ -967,9 +967,9 @@ async function expectConsistentState(): Promise<{ groups: number; links: number;
   const linked = new Set<string>();
   for (const l of links) {
     linked.add(`${l.group_id} ${l.organization_membership_id}`);
-    if (l.group_org !== l.organization_id || l.member_org !== l.organization_id) {
+    if (l.group_org === null || l.group_org !== l.member_org) {
       problem(
-        `link ${l.group_id}/${l.organization_membership_id} in ${l.organization_id}: group in ${l.group_org}, membership in ${l.member_org}`,
+        `link ${l.group_id}/${l.organization_membership_id}: group in ${l.group_org}, membership in ${l.member_org}`,
       );
     }
   }

@@ -120,7 +120,7 @@ export class Reaper {
     while (
       !this.stopped &&
       (await this.db.transaction((tx) =>
-        groupMembers.deleteMembershipsOfGroupChunk(tx, groupId, this.opts.chunkSize),
+        groupMembers.deleteMembershipsOfGroupsChunk(tx, [groupId], this.opts.chunkSize),
       )) > 0
     );
     if (this.stopped) return;
@@ -136,11 +136,22 @@ export class Reaper {
     const repeat = async (chunk: () => Promise<number>) => {
       while (!this.stopped && (await chunk()) > 0);
     };
-    await repeat(() =>
-      this.db.transaction((tx) =>
-        groupMembers.deleteMembershipsOfOrganizationChunk(tx, organizationId, chunkSize),
-      ),
-    );
+    // Links first, a page of groups at a time (links carry no organization id).
+    for (let after = ""; !this.stopped;) {
+      const page = await groups.groupIdsOfOrganization(
+        this.db.reader,
+        organizationId,
+        after,
+        groupChunkSize,
+      );
+      if (page.length === 0) break;
+      await repeat(() =>
+        this.db.transaction((tx) =>
+          groupMembers.deleteMembershipsOfGroupsChunk(tx, page, chunkSize),
+        ),
+      );
+      after = page[page.length - 1];
+    }
     await repeat(() =>
       this.db.transaction(async (tx) => {
         const chunk = await groups.lockGroupsOfOrganization(tx, organizationId, groupChunkSize);

@@ -8,22 +8,26 @@ import { Initial1764129600000 } from "./migrations/mysql-1764129600000-initial.j
 import { ApiKeys1764300000000 } from "./migrations/mysql-1764300000000-api-keys.js";
 import { MemberCountShards1764400000000 } from "./migrations/mysql-1764400000000-member-count-shards.js";
 import { RelayWatermark1764500000000 } from "./migrations/mysql-1764500000000-relay-watermark.js";
+import { LinksWithoutOrganization1764600000000 } from "./migrations/mysql-1764600000000-links-without-organization.js";
 import { SqliteInitial1764129600000 } from "./migrations/sqlite-1764129600000-initial.js";
 import { SqliteApiKeys1764300000000 } from "./migrations/sqlite-1764300000000-api-keys.js";
 import { SqliteMemberCountShards1764400000000 } from "./migrations/sqlite-1764400000000-member-count-shards.js";
 import { SqliteRelayWatermark1764500000000 } from "./migrations/sqlite-1764500000000-relay-watermark.js";
+import { SqliteLinksWithoutOrganization1764600000000 } from "./migrations/sqlite-1764600000000-links-without-organization.js";
 
 export const MYSQL_MIGRATIONS = [
   Initial1764129600000,
   ApiKeys1764300000000,
   MemberCountShards1764400000000,
   RelayWatermark1764500000000,
+  LinksWithoutOrganization1764600000000,
 ];
 export const SQLITE_MIGRATIONS = [
   SqliteInitial1764129600000,
   SqliteApiKeys1764300000000,
   SqliteMemberCountShards1764400000000,
   SqliteRelayWatermark1764500000000,
+  SqliteLinksWithoutOrganization1764600000000,
 ];
 
 /** Builds (does not connect) the TypeORM data source for the configured database. */

@@ -69,8 +69,6 @@ export const GroupEntity = new EntitySchema<GroupRow>({
 export interface GroupMembershipRow {
   groupId: string;
   organizationMembershipId: string;
-  /** Denormalised so an organization's group memberships can be deleted in chunks. */
-  organizationId: string;
   createdAt: Date;
 }
 
@@ -80,7 +78,6 @@ export const GroupMembershipEntity = new EntitySchema<GroupMembershipRow>({
   columns: {
     groupId: { ...id("group_id"), primary: true },
     organizationMembershipId: { ...id("organization_membership_id"), primary: true },
-    organizationId: id("organization_id"),
     createdAt: timestamp("created_at"),
   },
 });

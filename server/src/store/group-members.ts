@@ -165,9 +165,9 @@ export function memberChangeWrites(db: EntityManager | Dialect, changes: LinkCha
   if (added.length > 0) {
     statements.push({
       sql:
-        "INSERT INTO group_memberships (group_id, organization_membership_id, organization_id, created_at) VALUES " +
-        added.map(() => "(?, ?, ?, ?)").join(", "),
-      params: added.flatMap(({ c, id }) => [c.group.id, id, c.group.organizationId, c.at]),
+        "INSERT INTO group_memberships (group_id, organization_membership_id, created_at) VALUES " +
+        added.map(() => "(?, ?, ?)").join(", "),
+      params: added.flatMap(({ c, id }) => [c.group.id, id, c.at]),
     });
   }
   if (removed.length > 0) {
@@ -467,29 +467,21 @@ const groupOf = (r: GroupOfMemberRow): Group =>
     updatedAt: r.updatedAt,
   }) as Group;
 
-/** Deletes up to `max` group memberships of one group; returns how many went. */
-export async function deleteMembershipsOfGroupChunk(
+/** Deletes up to `max` group memberships of the given groups, in key order; returns how many went. */
+export async function deleteMembershipsOfGroupsChunk(
   tx: EntityManager,
-  groupId: string,
+  groupIds: string[],
   max: number,
 ): Promise<number> {
+  if (groupIds.length === 0) return 0;
   return deleteLimited(
     tx,
     "group_memberships",
-    "group_id = ?",
-    [groupId],
+    `group_id IN ${placeholders(groupIds)}`,
+    groupIds,
     max,
-    "organization_membership_id",
+    "group_id, organization_membership_id",
   );
-}
-
-/** Deletes up to `max` group memberships of an organization; returns how many went. */
-export async function deleteMembershipsOfOrganizationChunk(
-  tx: EntityManager,
-  organizationId: string,
-  max: number,
-): Promise<number> {
-  return deleteLimited(tx, "group_memberships", "organization_id = ?", [organizationId], max);
 }
 
 /** Deletes every group membership of the given groups (few, in the organization reaper). */

@@ -190,6 +190,22 @@ export async function lockGroupsOfOrganization(
   }));
 }
 
+/** A keyset page of the ids of an organization's groups, deleted ones included, after `after`. */
+export async function groupIdsOfOrganization(
+  db: EntityManager,
+  organizationId: string,
+  after: string,
+  max: number,
+): Promise<string[]> {
+  const rows = await select<{ id: string }>(
+    db,
+    `SELECT g.id AS id FROM org_groups g WHERE g.organization_id = ? AND g.id > ?
+     ORDER BY g.id ASC LIMIT ${Math.trunc(max)}`,
+    [organizationId, after],
+  );
+  return rows.map((r) => r.id);
+}
+
 /** Locks the groups among `ids` for update, in id order (a fixed lock order avoids deadlocks). */
 export async function lockGroups(tx: EntityManager, ids: string[]): Promise<Group[]> {
   if (ids.length === 0) return [];
