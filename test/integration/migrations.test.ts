@@ -19,6 +19,18 @@ afterAll(async () => {
   await db?.drop();
 });
 
+/** A data source on the test database (nothing applied by it) for the duration of `work`. */
+async function withDataSource(work: (ds: DataSource) => Promise<void>): Promise<void> {
+  const env = TEST_DATABASE === "sqlite" ? { SQLITE_PATH: db.url } : { DATABASE_URL: db.url };
+  const ds = createDataSource(loadConfig(env).database);
+  await ds.initialize();
+  try {
+    await work(ds);
+  } finally {
+    await ds.destroy();
+  }
+}
+
 /** Undoes the latest migrations until the one whose name starts with `name` (Sqlite… included) is undone. */
 async function undoThrough(ds: DataSource, name: string): Promise<void> {
   for (;;) {
@@ -64,12 +76,9 @@ async function tables(): Promise<string[]> {
 }
 
 describe("migrations", () => {
-  it("go up, down and up again", async () => {
-    const env = TEST_DATABASE === "sqlite" ? { SQLITE_PATH: db.url } : { DATABASE_URL: db.url };
-    const ds = createDataSource(loadConfig(env).database);
-    const migrations = TEST_DATABASE === "sqlite" ? SQLITE_MIGRATIONS : MYSQL_MIGRATIONS;
-    await ds.initialize();
-    try {
+  it("go up, down and up again", () =>
+    withDataSource(async (ds) => {
+      const migrations = TEST_DATABASE === "sqlite" ? SQLITE_MIGRATIONS : MYSQL_MIGRATIONS;
       const applied = await ds.runMigrations({ transaction: "each" });
       expect(applied.map((m) => m.name)).toEqual(migrations.map((M) => new M().name));
       expect(await tables()).toEqual([
@@ -99,16 +108,10 @@ describe("migrations", () => {
 
       expect((await ds.runMigrations()).length).toBe(migrations.length);
       expect(await tables()).toContain("events");
-    } finally {
-      await ds.destroy();
-    }
-  });
+    }));
 
-  it("turn the relay's per-event marks into a watermark before the first unpublished event, and back", async () => {
-    const env = TEST_DATABASE === "sqlite" ? { SQLITE_PATH: db.url } : { DATABASE_URL: db.url };
-    const ds = createDataSource(loadConfig(env).database);
-    await ds.initialize();
-    try {
+  it("turn the relay's per-event marks into a watermark before the first unpublished event, and back", () =>
+    withDataSource(async (ds) => {
       await ds.runMigrations({ transaction: "each" });
       await undoThrough(ds, "RelayWatermark"); // events.published_at is back
       // Sequences 1 and 2 published, 3 not, 4 published past the gap (an ack
@@ -152,15 +155,10 @@ describe("migrations", () => {
         ["evt_4", false],
       ]);
       await ds.runMigrations({ transaction: "each" });
-    } finally {
-      await ds.destroy();
-    }
-  });
-  it("drop group_memberships' organization id, and give each link its group's back", async () => {
-    const env = TEST_DATABASE === "sqlite" ? { SQLITE_PATH: db.url } : { DATABASE_URL: db.url };
-    const ds = createDataSource(loadConfig(env).database);
-    await ds.initialize();
-    try {
+    }));
+
+  it("drop group_memberships' organization id, and give each link its group's back", () =>
+    withDataSource(async (ds) => {
       await ds.runMigrations({ transaction: "each" });
       const at = "2026-01-01 00:00:00.000";
       for (const org of ["org_a", "org_b"]) {
@@ -205,8 +203,5 @@ describe("migrations", () => {
       await ds.runMigrations({ transaction: "each" });
       expect(await linkSchema(ds)).toEqual(without);
       expect(Number((await ds.query("SELECT COUNT(*) AS n FROM group_memberships"))[0].n)).toBe(2);
-    } finally {
-      await ds.destroy();
-    }
-  });
+    }));
 });
