@@ -1,5 +1,5 @@
 import { readFileSync, writeFileSync } from "node:fs";
-import type { BenchResults, CaseResult } from "./results.js";
+import { publishedItemsPerSecond, type BenchResults, type CaseResult } from "./results.js";
 import { targetOf } from "./targets.js";
 
 export const BEGIN =
@@ -121,7 +121,11 @@ export function renderResults(r: BenchResults): string {
     push(
       `- Relay catch-up after write cases (time until every event of the case was published): ` +
         writes
-          .map((c) => `${c.op} @${c.concurrency} ${c.relayCatchUpSeconds!.toFixed(1)} s`)
+          .map(
+            (c) =>
+              `${c.op} @${c.concurrency} ${c.relayCatchUpSeconds!.toFixed(1)} s ` +
+              `(≥ ${n0(publishedItemsPerSecond(c))} ${c.unit}/s with every event published)`,
+          )
           .join(", ") +
         ".",
     );

@@ -27,6 +27,14 @@ export type CaseResult = CaseDef &
     serverRssMb?: number;
   };
 
+/**
+ * A writing case's items per second until the relay had published all of
+ * their events: the measured window plus the catch-up after it. A lower
+ * bound, since the warm-up's events are published in the same time.
+ */
+export const publishedItemsPerSecond = (c: CaseResult): number =>
+  c.items / (c.seconds + (c.relayCatchUpSeconds ?? 0));
+
 export interface RelayLatencyResult {
   label: string;
   /** Offered events per second. */
