@@ -3,7 +3,7 @@ import { Combiner, type Pending } from "../../server/src/domain/combiner.js";
 import { currentDeadline, withDeadline } from "../../server/src/domain/deadline.js";
 
 /** A combiner whose units wait until the test releases them, recording what each unit got. */
-function gatedCombiner(limits: { maxRunning: number; maxBatch: number }) {
+function gatedCombiner(limits: { maxRunning: number; maxBatch: number; shareEvenly?: boolean }) {
   const units: { inputs: number[]; release: () => void; deadlineInside: unknown }[] = [];
   const combiner = new Combiner<number, number>(async (batch: Pending<number, number>[]) => {
     let release!: () => void;
@@ -46,6 +46,28 @@ describe("Combiner (group commit for single member changes)", () => {
     units[1].release();
     units[2].release();
     expect(await Promise.all(answers)).toEqual([10, 20, 30, 40, 50, 60, 70]);
+  });
+
+  it("shared evenly, requests arriving together are split among the units that can start, at most maxBatch per unit", async () => {
+    const { combiner, units } = gatedCombiner({ maxRunning: 2, maxBatch: 16, shareEvenly: true });
+    const answers = Array.from({ length: 15 }, (_, i) => combiner.submit(i + 1));
+    await tick();
+    expect(units.map((u) => u.inputs)).toEqual([
+      [1, 2, 3, 4, 5, 6, 7, 8],
+      [9, 10, 11, 12, 13, 14, 15],
+    ]);
+    // One unit free: what waits goes to it, up to maxBatch.
+    answers.push(...Array.from({ length: 20 }, (_, i) => combiner.submit(i + 16)));
+    await tick();
+    units[0].release();
+    await tick();
+    expect(units[2].inputs).toEqual(Array.from({ length: 16 }, (_, i) => i + 16));
+    units[1].release();
+    await tick();
+    expect(units[3].inputs).toEqual([32, 33, 34, 35]);
+    units[2].release();
+    units[3].release();
+    expect(await Promise.all(answers)).toEqual(Array.from({ length: 35 }, (_, i) => (i + 1) * 10));
   });
 
   it("requests arriving while the running units are busy wait and are served together, at most maxBatch per unit", async () => {
