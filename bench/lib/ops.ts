@@ -2,8 +2,8 @@ import { randomBytes } from "node:crypto";
 import mysql from "mysql2/promise";
 import { connect, headers, nanos, StorageType, type NatsConnection } from "nats";
 import { monotonicFactory } from "ulid";
-import { MEMBERSHIP_COLUMNS } from "../../server/src/store/pagination.js";
 import {
+  groupMembersPageStatement,
   groupsOfMemberWithMembershipStatement,
   membershipInGroupsStatement,
   memberChangeReads,
@@ -415,22 +415,14 @@ export class OpContext {
       const { sql, params } = groupStatement("mysql", org, group);
       return pool.execute(sql, params as string[]);
     };
-    /** ListGroupMembers: the group, the cursor's check, a keyset page of links, the memberships by id. */
+    /** ListGroupMembers: the live group, the cursor's check and the page's memberships, one statement. */
     const membersPage = async (after?: string) => {
-      await findGroup(ids.orgB, ids.bigGroup);
-      if (after)
-        await pool.query(
-          "SELECT COUNT(DISTINCT(m.id)) AS cnt FROM organization_memberships m WHERE m.id = ? AND m.organization_id = ?",
-          [after, ids.orgB],
-        );
-      const [links] = await pool.execute<mysql.RowDataPacket[]>(
-        `SELECT gm.organization_membership_id AS id FROM group_memberships gm WHERE gm.group_id = ?${after ? " AND gm.organization_membership_id < ?" : ""} ORDER BY gm.organization_membership_id DESC LIMIT 101`,
-        after ? [ids.bigGroup, after] : [ids.bigGroup],
-      );
-      await pool.query(
-        `SELECT ${MEMBERSHIP_COLUMNS} FROM organization_memberships m WHERE m.id IN (?)`,
-        [links.slice(0, 100).map((r) => r.id as string)],
-      );
+      const { sql, params } = groupMembersPageStatement(ids.orgB, ids.bigGroup, {
+        limit: 100,
+        order: "desc",
+        after,
+      });
+      await pool.execute(sql, params as string[]);
       return 1;
     };
 

@@ -369,19 +369,20 @@ export class Groups {
     const v = this.validateRef(input);
     const page = parsePage(v, input, "membership");
     v.throwIfAny();
-    await this.requireLiveGroup(this.db.reader, input);
+    const found = await groupMembers.listGroupMembers(
+      this.db.reader,
+      input.organizationId,
+      input.groupId,
+      page,
+    );
+    if (!found.groupLive) throw await this.missingGroup(this.db.reader, input);
     const cursor = cursorOf(page);
-    if (
-      cursor &&
-      !(await memberships.membershipMatches(this.db.reader, cursor.id, {
-        organizationId: input.organizationId,
-      }))
-    ) {
+    if (cursor && !found.cursorInOrganization) {
       throw invalidArgument([
         { field: cursor.field, description: "does not name a membership of this organization" },
       ]);
     }
-    return groupMembers.listGroupMembers(this.db.reader, input.groupId, page);
+    return found.page;
   }
 
   async listForMembership(

@@ -1,7 +1,7 @@
 import type { EntityManager } from "typeorm";
 import type { Group, Membership, Page, PageRequest } from "../domain/model.js";
 import { GroupEntity, GroupMembershipEntity } from "./entities.js";
-import { findMemberships, membershipStatement } from "./memberships.js";
+import { membershipStatement } from "./memberships.js";
 import type { NewEvent } from "../domain/events.js";
 import {
   deleteLimited,
@@ -22,7 +22,6 @@ import { LIVE_GROUP, memberCountsStatement } from "./groups.js";
 import { eventStatements } from "./outbox.js";
 import {
   GROUP_COLUMNS,
-  keysetPage,
   keysetStatement,
   MEMBER_COUNT,
   MEMBERSHIP_COLUMNS,
@@ -300,33 +299,90 @@ export async function membershipsInGroups(
 }
 
 /**
- * One page of a group's members. The keyset runs on the group_memberships
- * primary key alone (a range scan, the same cost at any depth); the page's
- * memberships are then fetched by id. Joined in one statement, MariaDB drives
- * from organization_memberships and sorts the whole table.
+ * ListGroupMembers' one statement, so that MariaDB runs it prepared and the
+ * service makes one round trip instead of three or four: a row per link of
+ * the page (`pg_linkId`) with its membership's columns, each carrying
+ * `g_cursorOk` when the page has a cursor (does it name a membership of the
+ * group's organization?); one row with null page columns when the page is
+ * empty; none when the group is not live in a live organization.
+ *
+ * The keyset runs on the group_memberships primary key alone, in a derived
+ * table (a range scan, the same cost at any depth); only the page's links
+ * are then joined to their memberships. Joined without the derived table,
+ * MariaDB drives from organization_memberships and sorts the whole table.
  */
-export async function listGroupMembers(
-  db: EntityManager,
+export function groupMembersPageStatement(
+  organizationId: string,
   groupId: string,
   page: PageRequest,
-): Promise<Page<Membership>> {
-  const links = await keysetPage<{ id: string }>(
-    db,
+): Statement {
+  const cursor = page.before ?? page.after;
+  const cursorCheck =
+    cursor === undefined
+      ? ""
+      : ", EXISTS (SELECT 1 FROM organization_memberships cm WHERE cm.id = ? " +
+        "AND cm.organization_id = g.organization_id) AS g_cursorOk";
+  const links = keysetStatement(
     {
-      columns: "gm.organization_membership_id AS id",
+      columns: "gm.organization_membership_id AS pg_linkId",
       from: "group_memberships gm",
       where: ["gm.group_id = ?"],
       params: [groupId],
       key: "gm.organization_membership_id",
     },
     page,
-    (l) => l.id,
   );
-  const found = await findMemberships(
-    db,
-    links.items.map((l) => l.id),
-  );
-  return { ...links, items: links.items.flatMap((l) => found.get(l.id) ?? []) };
+  const direction = scansAscending(page) ? "ASC" : "DESC";
+  return {
+    sql:
+      `SELECT gg.*, pg.* FROM (SELECT 1 AS g_live${cursorCheck} FROM org_groups g ` +
+      `WHERE g.id = ? AND g.organization_id = ? AND ${LIVE_GROUP}) gg ` +
+      `LEFT JOIN (SELECT k.pg_linkId, ${MEMBERSHIP_COLUMNS} FROM (${links.sql}) k ` +
+      "LEFT JOIN organization_memberships m ON m.id = k.pg_linkId) pg ON 1 = 1 " +
+      `ORDER BY pg.pg_linkId ${direction}`,
+    params: [...(cursor === undefined ? [] : [cursor]), groupId, organizationId, ...links.params],
+  };
+}
+
+/**
+ * ListGroupMembers' reads: whether the group is live in a live organization,
+ * whether the page's cursor names a membership of its organization, and the
+ * page. The caller discards the page when either check fails.
+ */
+export interface GroupMembersPage {
+  groupLive: boolean;
+  cursorInOrganization: boolean;
+  page: Page<Membership>;
+}
+
+/** One page of a group's members, newest first by default, with the checks it needs (see above). */
+export async function listGroupMembers(
+  db: EntityManager,
+  organizationId: string,
+  groupId: string,
+  page: PageRequest,
+): Promise<GroupMembersPage> {
+  const { sql, params } = groupMembersPageStatement(organizationId, groupId, page);
+  type Row = Partial<Membership> & { g_cursorOk?: number | string; pg_linkId: string | null };
+  const rows = await select<Row>(db, sql, params);
+  const links = rows.filter((r) => r.pg_linkId !== null);
+  const found = pageOf(links, page, (r) => r.pg_linkId!);
+  return {
+    groupLive: rows.length > 0,
+    // A cursor names a membership of the organization, or the page is refused.
+    cursorInOrganization: rows.length > 0 && Number(rows[0].g_cursorOk ?? 1) === 1,
+    page: {
+      ...found,
+      // A link whose membership is gone (never committed so; defensive) is left out.
+      items: found.items.flatMap((r) => (r.id ? [membershipOf(r)] : [])),
+    },
+  };
+}
+
+/** The membership columns of a page row, without the row's own. */
+function membershipOf(row: Partial<Membership>): Membership {
+  const { id, organizationId, userId, status, createdAt, updatedAt } = row as Membership;
+  return { id, organizationId, userId, status, createdAt, updatedAt };
 }
 
 /** ListGroupsForOrganizationMembership's page of a membership's live groups, newest first by default. */

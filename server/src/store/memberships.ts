@@ -35,19 +35,6 @@ export const membershipStatement = (id: string, columns = MEMBERSHIP_COLUMNS): S
   params: [id],
 });
 
-/** Memberships among `ids` (any organization), keyed by id. */
-export async function findMemberships(
-  db: EntityManager,
-  ids: string[],
-): Promise<Map<string, Membership>> {
-  if (ids.length === 0) return new Map();
-  const rows = await db
-    .createQueryBuilder(MembershipEntity, "m")
-    .where("m.id IN (:...ids)", { ids })
-    .getMany();
-  return new Map(rows.map((m) => [m.id, m]));
-}
-
 export interface MembershipFilter {
   organizationId?: string;
   userId?: string;
