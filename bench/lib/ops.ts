@@ -10,7 +10,7 @@ import {
   memberChangeWrites,
 } from "../../server/src/store/group-members.js";
 import { PREPARED_STATEMENTS_PER_CONNECTION } from "../../server/src/store/dialect.js";
-import { groupStatement } from "../../server/src/store/groups.js";
+import { groupStatement, insertGroupStatement } from "../../server/src/store/groups.js";
 import { rng } from "../../test/support/rng.js";
 import { connectClients, grpcClients, type DoorClients } from "./clients.js";
 import { ids, PairAllocator, seededGroupsOf, type Dataset } from "./dataset.js";
@@ -316,22 +316,6 @@ export class OpContext {
       c.query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
     });
     const close = () => pool.end();
-    const tx = async (work: (c: mysql.PoolConnection) => Promise<number>) => {
-      const c = await pool.getConnection();
-      try {
-        await c.query("START TRANSACTION");
-        try {
-          const n = await work(c);
-          await c.query("COMMIT");
-          return n;
-        } catch (err) {
-          await c.query("ROLLBACK");
-          throw err;
-        }
-      } finally {
-        c.release();
-      }
-    };
     const eventRow = (type: string, g: string, org: string, m: string, user: string) => {
       const payload = JSON.stringify({
         kind: "member",
@@ -520,34 +504,54 @@ export class OpContext {
           close,
         };
       case "raw.createGroupTx":
+        /**
+         * CreateGroup as the store sends it: START TRANSACTION with the
+         * organization check, the group row and its outbox row in one round
+         * trip (insertGroup), then COMMIT.
+         */
         return {
-          op: () =>
-            tx(async (c) => {
+          op: async () => {
+            const c = await pool.getConnection();
+            try {
               const at = new Date();
-              const group = ids.rawGroup(this.rawGroups++);
-              await c.query("SELECT 1 FROM organizations WHERE id = ? AND deleted_at IS NULL", [
-                ids.orgA,
-              ]);
+              const id = ids.rawGroup(this.rawGroups++);
               await c.query(
-                "INSERT INTO org_groups (id, organization_id, name, description, member_count, version, created_at, updated_at, deleted_at) VALUES (?, ?, ?, NULL, 0, 1, ?, ?, NULL)",
-                [group, ids.orgA, `Raw ${group}`, at, at],
+                "START TRANSACTION;\nSELECT 1 FROM organizations WHERE id = ? AND deleted_at IS NULL",
+                [ids.orgA],
               );
+              const insert = insertGroupStatement({
+                id,
+                organizationId: ids.orgA,
+                name: `Raw ${id}`,
+                description: null,
+                memberCount: 0,
+                version: 1,
+                createdAt: at,
+                updatedAt: at,
+              });
               const payload = JSON.stringify({
                 kind: "group",
-                group: { id: group, organizationId: ids.orgA, name: `Raw ${group}` },
+                group: { id, organizationId: ids.orgA, name: `Raw ${id}` },
               });
-              await c.query(
+              const event =
                 EVENT_INSERT +
-                  fmt("(?, 'group.created', ?, ?, 'api', ?, ?)", [
-                    `event_${this.nextUlid()}`,
-                    ids.orgA,
-                    group,
-                    payload,
-                    at,
-                  ]),
-              );
+                fmt("(?, 'group.created', ?, ?, 'api', ?, ?)", [
+                  `event_${this.nextUlid()}`,
+                  ids.orgA,
+                  id,
+                  payload,
+                  at,
+                ]);
+              await c.query(`${insert.sql};\n${event}`, insert.params);
+              await c.query("COMMIT");
               return 1;
-            }),
+            } catch (err) {
+              await c.query("ROLLBACK").catch(() => undefined);
+              throw err;
+            } finally {
+              c.release();
+            }
+          },
           close,
         };
     }

@@ -217,7 +217,6 @@ export class Groups {
           createdAt: at,
           updatedAt: at,
         };
-        await groups.insertGroup(tx, group);
         if (requestId !== undefined) {
           await idempotency.saveIdempotencyKey(
             tx,
@@ -231,7 +230,7 @@ export class Groups {
             expiredBefore,
           );
         }
-        await appendEvents(tx, [groupEvent("group.created", group, "api")]);
+        await groups.insertGroup(tx, group, [groupEvent("group.created", group, "api")]);
         return group;
       });
     try {
