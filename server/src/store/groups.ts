@@ -22,7 +22,7 @@ const toGroup = ({ deletedAt: _deleted, ...group }: GroupRow): Group => group;
 /**
  * Inserts a new group and appends its events (see outbox.ts) in one round
  * trip: with START TRANSACTION riding on the organization check before it and
- * COMMIT after, CreateGroup is three round trips.
+ * COMMIT after, CreateGroup without a request_id is three round trips.
  */
 export async function insertGroup(
   tx: EntityManager,
