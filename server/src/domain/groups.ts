@@ -253,17 +253,15 @@ export class Groups {
     v.id("organization_id", "organization", input.organizationId);
     const page = parsePage(v, input, "group");
     v.throwIfAny();
-    await this.requireOrganization(this.db.reader, input.organizationId);
+    const found = await groups.listGroups(this.db.reader, input.organizationId, page);
+    if (!found.organizationLive) throw organizationNotFound(input.organizationId);
     const cursor = cursorOf(page);
-    if (
-      cursor &&
-      !(await groups.groupInOrganization(this.db.reader, input.organizationId, cursor.id))
-    ) {
+    if (cursor && !found.cursorInOrganization) {
       throw invalidArgument([
         { field: cursor.field, description: "does not name a group of this organization" },
       ]);
     }
-    return groups.listGroups(this.db.reader, input.organizationId, page);
+    return found.page;
   }
 
   async update(

@@ -15,7 +15,15 @@ import {
   type Statement,
 } from "./dialect.js";
 import { eventStatements } from "./outbox.js";
-import { GROUP_COLUMNS, keysetPage, reviveRow } from "./pagination.js";
+import {
+  checkedPageStatement,
+  cursorCheck,
+  GROUP_COLUMNS,
+  inScanOrder,
+  keysetStatement,
+  pageOf,
+  reviveRow,
+} from "./pagination.js";
 
 const toGroup = ({ deletedAt: _deleted, ...group }: GroupRow): Group => group;
 
@@ -91,25 +99,59 @@ export function groupStatement(
   };
 }
 
-/** One page of an organization's live groups (the caller has checked the organization). */
+/**
+ * ListGroups' reads in one statement (see checkedPageStatement): whether the
+ * organization is live, whether the page's cursor names a group of it, and a
+ * page of its live groups. The caller discards the page when either check fails.
+ */
 export async function listGroups(
   db: EntityManager,
   organizationId: string,
   page: PageRequest,
-): Promise<Page<Group>> {
-  return keysetPage<Group>(
-    db,
+): Promise<{ organizationLive: boolean; cursorInOrganization: boolean; page: Page<Group> }> {
+  const cursor = cursorCheck(page, "org_groups", "o.id", "o_cursorOk");
+  const { sql, params } = checkedPageStatement(
     {
-      columns: GROUP_COLUMNS,
-      from: indexed(db, "org_groups", "g", "ix_groups_org_id"),
-      where: ["g.organization_id = ?", "g.deleted_at IS NULL"],
-      params: [organizationId],
-      key: "g.id",
+      sql: `SELECT 1 AS o_live${cursor.sql} FROM organizations o WHERE o.id = ? AND o.deleted_at IS NULL`,
+      params: [...cursor.params, organizationId],
     },
-    page,
-    (g) => g.id,
+    keysetStatement(
+      {
+        columns: GROUP_COLUMNS,
+        from: indexed(db, "org_groups", "g", "ix_groups_org_id"),
+        where: ["g.organization_id = ?", "g.deleted_at IS NULL"],
+        params: [organizationId],
+        key: "g.id",
+      },
+      page,
+    ),
   );
+  type Row = { [K in keyof Group]: Group[K] | null } & { o_cursorOk?: number | string };
+  const rows = await select<Row>(db, sql, params);
+  const groups = rows.length === 0 || rows[0].id === null ? [] : rows.map(groupOfRow);
+  return {
+    organizationLive: rows.length > 0,
+    cursorInOrganization: rows.length > 0 && Number(rows[0].o_cursorOk ?? 1) === 1,
+    page: pageOf(
+      inScanOrder(groups, page, (g) => g.id),
+      page,
+      (g) => g.id,
+    ),
+  };
 }
+
+/** The group columns of a page row that holds a group (pageOf revives times and counts). */
+export const groupOfRow = (r: { [K in keyof Group]: Group[K] | null }): Group =>
+  ({
+    id: r.id,
+    organizationId: r.organizationId,
+    name: r.name,
+    description: r.description,
+    memberCount: r.memberCount,
+    version: r.version,
+    createdAt: r.createdAt,
+    updatedAt: r.updatedAt,
+  }) as Group;
 
 export async function updateGroup(
   tx: EntityManager,
@@ -254,18 +296,4 @@ export async function deleteGroupRows(tx: EntityManager, ids: string[]): Promise
   if (ids.length === 0) return;
   await execute(tx, `DELETE FROM group_member_counts WHERE group_id IN ${placeholders(ids)}`, ids);
   await tx.delete(GroupEntity, ids);
-}
-
-/** True if the id names a live group of the organization (a valid cursor). */
-export async function groupInOrganization(
-  db: EntityManager,
-  organizationId: string,
-  id: string,
-): Promise<boolean> {
-  return (
-    (await db
-      .createQueryBuilder(GroupEntity, "g")
-      .where("g.id = :id AND g.organization_id = :organizationId", { id, organizationId })
-      .getCount()) > 0
-  );
 }

@@ -65,6 +65,51 @@ export function pageOf<T>(rawRows: T[], page: PageRequest, keyOf: (row: T) => st
   };
 }
 
+/**
+ * A keyset page and the checks it needs as one statement, so that it runs
+ * prepared in one round trip: `checks` selects one row when its subject
+ * (organization, group, membership) is live and none when it is gone, with
+ * columns named apart from the page's; each of the page's rows comes joined
+ * to it, or one row with null page columns when the page is empty. The rows
+ * come in no set order (see inScanOrder).
+ */
+export function checkedPageStatement(checks: Statement, page: Statement): Statement {
+  return {
+    sql: `SELECT ck.*, pg.* FROM (${checks.sql}) ck LEFT JOIN (${page.sql}) pg ON 1 = 1`,
+    params: [...checks.params, ...page.params],
+  };
+}
+
+/**
+ * The checks' column (`, EXISTS (…) AS alias`) telling whether the page's
+ * cursor names a row of `table` in the organization `organizationColumn`, and
+ * its parameter; nothing without a cursor.
+ */
+export function cursorCheck(
+  page: PageRequest,
+  table: string,
+  organizationColumn: string,
+  alias: string,
+): Statement {
+  const cursor = page.before ?? page.after;
+  if (cursor === undefined) return { sql: "", params: [] };
+  return {
+    sql: `, EXISTS (SELECT 1 FROM ${table} cc WHERE cc.id = ? AND cc.organization_id = ${organizationColumn}) AS ${alias}`,
+    params: [cursor],
+  };
+}
+
+/**
+ * A checkedPageStatement's page rows in the order its keyset read them, for
+ * pageOf. Sorting ≤ limit + 1 rows here is cheaper than an outer ORDER BY,
+ * which MariaDB runs as a filesort of a temporary table (~+9 % pages per
+ * second on ListGroupMembers' raw statement without it).
+ */
+export function inScanOrder<T>(rows: T[], page: PageRequest, keyOf: (row: T) => string): T[] {
+  const direction = scansAscending(page) ? 1 : -1;
+  return rows.sort((a, b) => (keyOf(a) < keyOf(b) ? -direction : direction));
+}
+
 /** Runs one keyset page: keysetStatement, then pageOf. */
 export async function keysetPage<T>(
   db: EntityManager,
