@@ -254,9 +254,9 @@ export class Groups {
     const page = parsePage(v, input, "group");
     v.throwIfAny();
     const found = await groups.listGroups(this.db.reader, input.organizationId, page);
-    if (!found.organizationLive) throw organizationNotFound(input.organizationId);
+    if (!found.live) throw organizationNotFound(input.organizationId);
     const cursor = cursorOf(page);
-    if (cursor && !found.cursorInOrganization) {
+    if (cursor && !found.cursorOk) {
       throw invalidArgument([
         { field: cursor.field, description: "does not name a group of this organization" },
       ]);
@@ -372,9 +372,9 @@ export class Groups {
       input.groupId,
       page,
     );
-    if (!found.groupLive) throw await this.missingGroup(this.db.reader, input);
+    if (!found.live) throw await this.missingGroup(this.db.reader, input);
     const cursor = cursorOf(page);
-    if (cursor && !found.cursorInOrganization) {
+    if (cursor && !found.cursorOk) {
       throw invalidArgument([
         { field: cursor.field, description: "does not name a membership of this organization" },
       ]);

@@ -112,17 +112,19 @@ export class Memberships {
     }
     const page = parsePage(v, input, "membership");
     v.throwIfAny();
-    const filter = { organizationId, userId };
-    if (organizationId && !(await orgs.organizationExists(this.db.reader, organizationId))) {
-      throw organizationNotFound(organizationId);
-    }
+    const found = await memberships.listMemberships(
+      this.db.reader,
+      { organizationId, userId },
+      page,
+    );
+    if (organizationId && !found.live) throw organizationNotFound(organizationId);
     const cursor = cursorOf(page);
-    if (cursor && !(await memberships.membershipMatches(this.db.reader, cursor.id, filter))) {
+    if (cursor && !found.cursorOk) {
       throw invalidArgument([
         { field: cursor.field, description: "does not name a membership of this list" },
       ]);
     }
-    return memberships.listMemberships(this.db.reader, filter, page);
+    return found.page;
   }
 
   async updateStatus(input: {

@@ -1,7 +1,7 @@
 import type { EntityManager } from "typeorm";
 import type { Group, Membership, Page, PageRequest } from "../domain/model.js";
 import { GroupEntity, GroupMembershipEntity } from "./entities.js";
-import { membershipStatement } from "./memberships.js";
+import { membershipOfRow, membershipStatement, type MembershipRowOfPage } from "./memberships.js";
 import type { NewEvent } from "../domain/events.js";
 import {
   deleteLimited,
@@ -18,17 +18,17 @@ import {
   type Statement,
 } from "./dialect.js";
 import { ConcurrentChange, isDuplicateKey } from "./errors.js";
-import { groupOfRow, LIVE_GROUP, memberCountsStatement } from "./groups.js";
+import { groupOfRow, LIVE_GROUP, memberCountsStatement, type GroupRowOfPage } from "./groups.js";
 import { eventStatements } from "./outbox.js";
 import {
+  checkedPageOf,
   checkedPageStatement,
   cursorCheck,
   GROUP_COLUMNS,
-  inScanOrder,
+  type CheckedPage,
   keysetStatement,
   MEMBER_COUNT,
   MEMBERSHIP_COLUMNS,
-  pageOf,
   reviveRow,
 } from "./pagination.js";
 
@@ -304,7 +304,7 @@ export async function membershipsInGroups(
  * ListGroupMembers' one statement (see checkedPageStatement), one round trip
  * where there were three or four: a row per link of
  * the page (`pg_linkId`) with its membership's columns, each carrying
- * `g_cursorOk` when the page has a cursor (does it name a membership of the
+ * `ck_cursorOk` when the page has a cursor (does it name a membership of the
  * group's organization?); one row with null page columns when the page is
  * empty; none when the group is not live in a live organization.
  *
@@ -318,7 +318,10 @@ export function groupMembersPageStatement(
   groupId: string,
   page: PageRequest,
 ): Statement {
-  const cursor = cursorCheck(page, "organization_memberships", "g.organization_id", "g_cursorOk");
+  const cursor = cursorCheck(page, "organization_memberships", {
+    sql: "cc.organization_id = g.organization_id",
+    params: [],
+  });
   const links = keysetStatement(
     {
       columns: "gm.organization_membership_id AS pg_linkId",
@@ -346,48 +349,26 @@ export function groupMembersPageStatement(
 }
 
 /**
- * ListGroupMembers' reads: whether the group is live in a live organization,
- * whether the page's cursor names a membership of its organization, and the
- * page. The caller discards the page when either check fails.
+ * One page of a group's members, newest first by default, with the checks it
+ * needs: `live` whether the group is live in a live organization, `cursorOk`
+ * whether the page's cursor names a membership of its organization. The
+ * caller discards the page when either check fails.
  */
-export interface GroupMembersPage {
-  groupLive: boolean;
-  cursorInOrganization: boolean;
-  page: Page<Membership>;
-}
-
-/** One page of a group's members, newest first by default, with the checks it needs (see above). */
 export async function listGroupMembers(
   db: EntityManager,
   organizationId: string,
   groupId: string,
   page: PageRequest,
-): Promise<GroupMembersPage> {
+): Promise<CheckedPage<Membership>> {
   const { sql, params } = groupMembersPageStatement(organizationId, groupId, page);
-  type Row = Partial<Membership> & { g_cursorOk?: number | string; pg_linkId: string | null };
-  const rows = await select<Row>(db, sql, params);
-  const links = rows.filter((r) => r.pg_linkId !== null);
-  const found = pageOf(
-    inScanOrder(links, page, (r) => r.pg_linkId!),
+  type Row = MembershipRowOfPage & { ck_cursorOk?: number | string; pg_linkId: string | null };
+  return checkedPageOf(
+    await select<Row>(db, sql, params),
     page,
-    (r) => r.pg_linkId!,
+    (r) => r.pg_linkId,
+    // A link whose membership is gone (never committed so; defensive) is left out.
+    (r) => (r.id ? membershipOfRow(r) : undefined),
   );
-  return {
-    groupLive: rows.length > 0,
-    // A cursor names a membership of the organization, or the page is refused.
-    cursorInOrganization: rows.length > 0 && Number(rows[0].g_cursorOk ?? 1) === 1,
-    page: {
-      ...found,
-      // A link whose membership is gone (never committed so; defensive) is left out.
-      items: found.items.flatMap((r) => (r.id ? [membershipOf(r)] : [])),
-    },
-  };
-}
-
-/** The membership columns of a page row, without the row's own. */
-function membershipOf(row: Partial<Membership>): Membership {
-  const { id, organizationId, userId, status, createdAt, updatedAt } = row as Membership;
-  return { id, organizationId, userId, status, createdAt, updatedAt };
 }
 
 /** ListGroupsForOrganizationMembership's page of a membership's live groups, newest first by default. */
@@ -418,14 +399,17 @@ export function groupsOfMemberStatement(
  * a row per group of the page, each carrying the membership's organization
  * (`m_organizationId`); one row with null group columns when the page is empty;
  * none when the membership or its organization is gone. With a cursor,
- * `m_cursorOk` tells whether it names a group of the membership's organization.
+ * `ck_cursorOk` tells whether it names a group of the membership's organization.
  */
 export function groupsOfMemberWithMembershipStatement(
   db: EntityManager | Dialect,
   membershipId: string,
   page: PageRequest,
 ): Statement {
-  const cursor = cursorCheck(page, "org_groups", "m.organization_id", "m_cursorOk");
+  const cursor = cursorCheck(page, "org_groups", {
+    sql: "cc.organization_id = m.organization_id",
+    params: [],
+  });
   const membership = membershipStatement(
     membershipId,
     "m.organization_id AS m_organizationId" + cursor.sql,
@@ -488,24 +472,18 @@ export async function groupsOfMembers(
 }
 
 /** A groupsOfMemberWithMembershipStatement row. */
-type GroupOfMemberRow = { [K in keyof Group]: Group[K] | null } & {
+type GroupOfMemberRow = GroupRowOfPage & {
   m_organizationId: string;
-  m_cursorOk?: number | string;
+  ck_cursorOk?: number | string;
 };
 
 /** One ask's answer from its groupsOfMemberWithMembershipStatement rows. */
 function groupsOfMemberFrom(rows: GroupOfMemberRow[], page: PageRequest): GroupsOfMember {
-  if (rows.length === 0) return { cursorInOrganization: false, page: pageOf([], page, () => "") };
-  const { m_organizationId: organizationId, m_cursorOk: cursorOk } = rows[0];
-  const groups = rows[0].id === null ? [] : rows.map(groupOfRow);
+  const found = checkedPageOf(rows, page, (r) => r.id, groupOfRow);
   return {
-    membership: { organizationId },
-    cursorInOrganization: cursorOk === undefined || Number(cursorOk) === 1,
-    page: pageOf(
-      inScanOrder(groups, page, (g) => g.id),
-      page,
-      (g) => g.id,
-    ),
+    membership: found.live ? { organizationId: rows[0].m_organizationId } : undefined,
+    cursorInOrganization: found.live && found.cursorOk,
+    page: found.page,
   };
 }
 

@@ -1,5 +1,5 @@
 import type { EntityManager } from "typeorm";
-import type { Group, Page, PageRequest } from "../domain/model.js";
+import type { Group, PageRequest } from "../domain/model.js";
 import { GroupEntity, type GroupRow } from "./entities.js";
 import type { NewEvent } from "../domain/events.js";
 import {
@@ -16,12 +16,12 @@ import {
 } from "./dialect.js";
 import { eventStatements } from "./outbox.js";
 import {
+  checkedPageOf,
   checkedPageStatement,
   cursorCheck,
   GROUP_COLUMNS,
-  inScanOrder,
   keysetStatement,
-  pageOf,
+  type CheckedPage,
   reviveRow,
 } from "./pagination.js";
 
@@ -108,8 +108,8 @@ export async function listGroups(
   db: EntityManager,
   organizationId: string,
   page: PageRequest,
-): Promise<{ organizationLive: boolean; cursorInOrganization: boolean; page: Page<Group> }> {
-  const cursor = cursorCheck(page, "org_groups", "o.id", "o_cursorOk");
+): Promise<CheckedPage<Group>> {
+  const cursor = cursorCheck(page, "org_groups", { sql: "cc.organization_id = o.id", params: [] });
   const { sql, params } = checkedPageStatement(
     {
       sql: `SELECT 1 AS o_live${cursor.sql} FROM organizations o WHERE o.id = ? AND o.deleted_at IS NULL`,
@@ -126,22 +126,15 @@ export async function listGroups(
       page,
     ),
   );
-  type Row = { [K in keyof Group]: Group[K] | null } & { o_cursorOk?: number | string };
-  const rows = await select<Row>(db, sql, params);
-  const groups = rows.length === 0 || rows[0].id === null ? [] : rows.map(groupOfRow);
-  return {
-    organizationLive: rows.length > 0,
-    cursorInOrganization: rows.length > 0 && Number(rows[0].o_cursorOk ?? 1) === 1,
-    page: pageOf(
-      inScanOrder(groups, page, (g) => g.id),
-      page,
-      (g) => g.id,
-    ),
-  };
+  const rows = await select<GroupRowOfPage & { ck_cursorOk?: number | string }>(db, sql, params);
+  return checkedPageOf(rows, page, (r) => r.id, groupOfRow);
 }
 
+/** A page row with a group's columns (null on the row of an empty page). */
+export type GroupRowOfPage = { [K in keyof Group]: Group[K] | null };
+
 /** The group columns of a page row that holds a group (pageOf revives times and counts). */
-export const groupOfRow = (r: { [K in keyof Group]: Group[K] | null }): Group =>
+export const groupOfRow = (r: GroupRowOfPage): Group =>
   ({
     id: r.id,
     organizationId: r.organizationId,

@@ -1,9 +1,17 @@
 import type { EntityManager } from "typeorm";
-import type { Membership, MembershipStatus, Page, PageRequest } from "../domain/model.js";
+import type { Membership, MembershipStatus, PageRequest } from "../domain/model.js";
 import { MembershipEntity } from "./entities.js";
 import { deleteAllGroupMembershipsOf } from "./group-members.js";
 import { forUpdate, indexed, lockClause, select, type Statement } from "./dialect.js";
-import { keysetPage, MEMBERSHIP_COLUMNS, reviveRow } from "./pagination.js";
+import {
+  checkedPageOf,
+  checkedPageStatement,
+  cursorCheck,
+  keysetStatement,
+  MEMBERSHIP_COLUMNS,
+  reviveRow,
+  type CheckedPage,
+} from "./pagination.js";
 
 export async function insertMembership(tx: EntityManager, m: Membership): Promise<void> {
   await tx.insert(MembershipEntity, m);
@@ -41,26 +49,27 @@ export interface MembershipFilter {
 }
 
 /**
- * One page of memberships by organization and/or user. With an organization
- * filter the caller has checked that the organization is live; by user alone,
- * memberships of deleted organizations are joined away.
+ * ListOrganizationMemberships' reads in one statement (see
+ * checkedPageStatement): whether the organization of the filter is live
+ * (always true by user alone), whether the page's cursor names a membership
+ * that matches the filter, and a page of the matching memberships — by user
+ * alone, memberships of deleted organizations are joined away. The caller
+ * discards the page when either check fails.
  */
 export async function listMemberships(
   db: EntityManager,
   filter: MembershipFilter,
   page: PageRequest,
-): Promise<Page<Membership>> {
-  const where: string[] = [];
-  const params: unknown[] = [];
+): Promise<CheckedPage<Membership>> {
+  const matching = (
+    [
+      ["organization_id", filter.organizationId],
+      ["user_id", filter.userId],
+    ] as const
+  ).filter(([, value]) => value);
+  const where = matching.map(([column]) => `m.${column} = ?`);
+  const params = matching.map(([, value]) => value);
   let from = "organization_memberships m";
-  if (filter.organizationId) {
-    where.push("m.organization_id = ?");
-    params.push(filter.organizationId);
-  }
-  if (filter.userId) {
-    where.push("m.user_id = ?");
-    params.push(filter.userId);
-  }
   if (filter.organizationId && !filter.userId) {
     from = indexed(db, "organization_memberships", "m", "ix_memberships_org_id");
   } else if (filter.userId && !filter.organizationId) {
@@ -69,26 +78,37 @@ export async function listMemberships(
       " " +
       "JOIN organizations o ON o.id = m.organization_id AND o.deleted_at IS NULL";
   }
-  return keysetPage<Membership>(
-    db,
-    { columns: MEMBERSHIP_COLUMNS, from, where, params, key: "m.id" },
-    page,
-    (m) => m.id,
+  const cursor = cursorCheck(page, "organization_memberships", {
+    sql: matching.map(([column]) => `cc.${column} = ?`).join(" AND "),
+    params,
+  });
+  const checks = filter.organizationId
+    ? {
+        sql: `SELECT 1 AS o_live${cursor.sql} FROM organizations o WHERE o.id = ? AND o.deleted_at IS NULL`,
+        params: [...cursor.params, filter.organizationId],
+      }
+    : { sql: `SELECT 1 AS o_live${cursor.sql}`, params: cursor.params };
+  const { sql, params: all } = checkedPageStatement(
+    checks,
+    keysetStatement({ columns: MEMBERSHIP_COLUMNS, from, where, params, key: "m.id" }, page),
   );
+  const rows = await select<MembershipRowOfPage & { ck_cursorOk?: number | string }>(db, sql, all);
+  return checkedPageOf(rows, page, (r) => r.id, membershipOfRow);
 }
 
-/** True if a membership with this id matches the filter (a valid cursor). */
-export async function membershipMatches(
-  db: EntityManager,
-  id: string,
-  filter: MembershipFilter,
-): Promise<boolean> {
-  const qb = db.createQueryBuilder(MembershipEntity, "m").where("m.id = :id", { id });
-  if (filter.organizationId)
-    qb.andWhere("m.organization_id = :org", { org: filter.organizationId });
-  if (filter.userId) qb.andWhere("m.user_id = :user", { user: filter.userId });
-  return (await qb.getCount()) > 0;
-}
+/** A page row with a membership's columns (null where a page row holds none). */
+export type MembershipRowOfPage = { [K in keyof Membership]: Membership[K] | null };
+
+/** The membership columns of a page row that holds a membership (pageOf revives times). */
+export const membershipOfRow = (r: MembershipRowOfPage): Membership =>
+  ({
+    id: r.id,
+    organizationId: r.organizationId,
+    userId: r.userId,
+    status: r.status,
+    createdAt: r.createdAt,
+    updatedAt: r.updatedAt,
+  }) as Membership;
 
 export async function updateMembershipStatus(
   tx: EntityManager,

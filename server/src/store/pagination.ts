@@ -71,7 +71,7 @@ export function pageOf<T>(rawRows: T[], page: PageRequest, keyOf: (row: T) => st
  * (organization, group, membership) is live and none when it is gone, with
  * columns named apart from the page's; each of the page's rows comes joined
  * to it, or one row with null page columns when the page is empty. The rows
- * come in no set order (see inScanOrder).
+ * come in no set order (see checkedPageOf).
  */
 export function checkedPageStatement(checks: Statement, page: Statement): Statement {
   return {
@@ -81,33 +81,52 @@ export function checkedPageStatement(checks: Statement, page: Statement): Statem
 }
 
 /**
- * The checks' column (`, EXISTS (…) AS alias`) telling whether the page's
- * cursor names a row of `table` in the organization `organizationColumn`, and
- * its parameter; nothing without a cursor.
+ * The checks' column (`, EXISTS (…) AS ck_cursorOk`) telling whether the
+ * page's cursor names a row `cc` of `table` for which `where` holds (e.g. one
+ * of the list's organization), and its parameters; nothing without a cursor.
  */
-export function cursorCheck(
-  page: PageRequest,
-  table: string,
-  organizationColumn: string,
-  alias: string,
-): Statement {
+export function cursorCheck(page: PageRequest, table: string, where: Statement): Statement {
   const cursor = page.before ?? page.after;
   if (cursor === undefined) return { sql: "", params: [] };
   return {
-    sql: `, EXISTS (SELECT 1 FROM ${table} cc WHERE cc.id = ? AND cc.organization_id = ${organizationColumn}) AS ${alias}`,
-    params: [cursor],
+    sql: `, EXISTS (SELECT 1 FROM ${table} cc WHERE cc.id = ? AND ${where.sql}) AS ck_cursorOk`,
+    params: [cursor, ...where.params],
   };
 }
 
+/** What a checkedPageStatement's rows say (see checkedPageOf). */
+export interface CheckedPage<T> {
+  /** The checks found their subject (organization, group, membership) live. */
+  live: boolean;
+  /** The page had no cursor, or its cursor passed cursorCheck. */
+  cursorOk: boolean;
+  page: Page<T>;
+}
+
 /**
- * A checkedPageStatement's page rows in the order its keyset read them, for
- * pageOf. Sorting ≤ limit + 1 rows here is cheaper than an outer ORDER BY,
- * which MariaDB runs as a filesort of a temporary table (~+9 % pages per
- * second on ListGroupMembers' raw statement without it).
+ * A checkedPageStatement's rows read back: the rows that hold an item of the
+ * page (`keyOf` is null on the row of an empty page) are sorted into the
+ * order the keyset read them — cheaper than an outer ORDER BY, which MariaDB
+ * runs as a filesort of a temporary table (~+9 % pages per second on
+ * ListGroupMembers' raw statement without it) — then paged, then mapped to
+ * items (`itemOf` may leave a row out).
  */
-export function inScanOrder<T>(rows: T[], page: PageRequest, keyOf: (row: T) => string): T[] {
+export function checkedPageOf<R extends { ck_cursorOk?: number | string }, T>(
+  rows: R[],
+  page: PageRequest,
+  keyOf: (row: R) => string | null,
+  itemOf: (row: R) => T | undefined,
+): CheckedPage<T> {
   const direction = scansAscending(page) ? 1 : -1;
-  return rows.sort((a, b) => (keyOf(a) < keyOf(b) ? -direction : direction));
+  const onPage = rows
+    .filter((r) => keyOf(r) !== null)
+    .sort((a, b) => (keyOf(a)! < keyOf(b)! ? -direction : direction));
+  const found = pageOf(onPage, page, (r) => keyOf(r)!);
+  return {
+    live: rows.length > 0,
+    cursorOk: rows.length > 0 && Number(rows[0].ck_cursorOk ?? 1) === 1,
+    page: { ...found, items: found.items.flatMap((r) => itemOf(r) ?? []) },
+  };
 }
 
 /** Runs one keyset page: keysetStatement, then pageOf. */
