@@ -335,7 +335,7 @@ export function groupMembersPageStatement(
   return checkedPageStatement(
     {
       sql:
-        `SELECT 1 AS g_live${cursor.sql} FROM org_groups g ` +
+        `SELECT 1 AS ck_live${cursor.sql} FROM org_groups g ` +
         `WHERE g.id = ? AND g.organization_id = ? AND ${LIVE_GROUP}`,
       params: [...cursor.params, groupId, organizationId],
     },

@@ -112,7 +112,7 @@ export async function listGroups(
   const cursor = cursorCheck(page, "org_groups", { sql: "cc.organization_id = o.id", params: [] });
   const { sql, params } = checkedPageStatement(
     {
-      sql: `SELECT 1 AS o_live${cursor.sql} FROM organizations o WHERE o.id = ? AND o.deleted_at IS NULL`,
+      sql: `SELECT 1 AS ck_live${cursor.sql} FROM organizations o WHERE o.id = ? AND o.deleted_at IS NULL`,
       params: [...cursor.params, organizationId],
     },
     keysetStatement(

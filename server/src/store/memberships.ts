@@ -84,10 +84,10 @@ export async function listMemberships(
   });
   const checks = filter.organizationId
     ? {
-        sql: `SELECT 1 AS o_live${cursor.sql} FROM organizations o WHERE o.id = ? AND o.deleted_at IS NULL`,
+        sql: `SELECT 1 AS ck_live${cursor.sql} FROM organizations o WHERE o.id = ? AND o.deleted_at IS NULL`,
         params: [...cursor.params, filter.organizationId],
       }
-    : { sql: `SELECT 1 AS o_live${cursor.sql}`, params: cursor.params };
+    : { sql: `SELECT 1 AS ck_live${cursor.sql}`, params: cursor.params };
   const { sql, params: all } = checkedPageStatement(
     checks,
     keysetStatement({ columns: MEMBERSHIP_COLUMNS, from, where, params, key: "m.id" }, page),
