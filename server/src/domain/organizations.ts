@@ -69,16 +69,14 @@ export class Organizations {
     const page = parsePage(v, input, "organization");
     v.throwIfAny();
     const cursor = cursorOf(page);
-    if (
-      cursor &&
-      ((input.within !== undefined && cursor.id !== input.within) ||
-        !(await orgs.organizationExists(this.db.reader, cursor.id)))
-    ) {
-      throw invalidArgument([
-        { field: cursor.field, description: "does not name an existing organization" },
-      ]);
+    const badCursor = (field: string) =>
+      invalidArgument([{ field, description: "does not name an existing organization" }]);
+    if (cursor && input.within !== undefined && cursor.id !== input.within) {
+      throw badCursor(cursor.field);
     }
-    return orgs.listOrganizations(this.db.reader, page, input.within);
+    const found = await orgs.listOrganizations(this.db.reader, page, input.within);
+    if (cursor && !found.cursorOk) throw badCursor(cursor.field);
+    return found.page;
   }
 
   /**

@@ -1,8 +1,15 @@
 import type { EntityManager } from "typeorm";
-import type { Organization, Page, PageRequest } from "../domain/model.js";
+import type { Organization, PageRequest } from "../domain/model.js";
 import { OrganizationEntity, type OrganizationRow } from "./entities.js";
 import { forUpdate, select } from "./dialect.js";
-import { keysetPage, ORGANIZATION_COLUMNS } from "./pagination.js";
+import {
+  checkedPageOf,
+  checkedPageStatement,
+  cursorCheck,
+  keysetStatement,
+  ORGANIZATION_COLUMNS,
+  type CheckedPage,
+} from "./pagination.js";
 
 const toOrganization = ({ deletedAt: _deleted, ...org }: OrganizationRow): Organization => org;
 
@@ -33,25 +40,45 @@ export async function organizationExists(db: EntityManager, id: string): Promise
   return row.length > 0;
 }
 
-/** Live organizations, or only `onlyId` when given. */
+/**
+ * Live organizations, or only `onlyId` when given, in one statement (see
+ * checkedPageStatement), with whether the page's cursor names a live
+ * organization (`cursorOk`).
+ */
 export async function listOrganizations(
   db: EntityManager,
   page: PageRequest,
   onlyId?: string,
-): Promise<Page<Organization>> {
-  return keysetPage<Organization>(
-    db,
-    {
-      columns: ORGANIZATION_COLUMNS,
-      from: "organizations o",
-      where: onlyId ? ["o.deleted_at IS NULL", "o.id = ?"] : ["o.deleted_at IS NULL"],
-      params: onlyId ? [onlyId] : [],
-      key: "o.id",
-    },
-    page,
-    (o) => o.id,
+): Promise<CheckedPage<Organization>> {
+  const cursor = cursorCheck(page, "organizations", { sql: "cc.deleted_at IS NULL", params: [] });
+  const { sql, params } = checkedPageStatement(
+    { sql: `SELECT 1 AS ck_live${cursor.sql}`, params: cursor.params },
+    keysetStatement(
+      {
+        columns: ORGANIZATION_COLUMNS,
+        from: "organizations o",
+        where: onlyId ? ["o.deleted_at IS NULL", "o.id = ?"] : ["o.deleted_at IS NULL"],
+        params: onlyId ? [onlyId] : [],
+        key: "o.id",
+      },
+      page,
+    ),
   );
+  type Row = { [K in keyof Organization]: Organization[K] | null } & {
+    ck_cursorOk?: number | string;
+  };
+  return checkedPageOf(await select<Row>(db, sql, params), page, (r) => r.id, organizationOfRow);
 }
+
+/** The organization columns of a page row that holds one (pageOf revives times). */
+const organizationOfRow = (r: { [K in keyof Organization]: Organization[K] | null }) =>
+  ({
+    id: r.id,
+    name: r.name,
+    externalId: r.externalId,
+    createdAt: r.createdAt,
+    updatedAt: r.updatedAt,
+  }) as Organization;
 
 export async function updateOrganization(
   tx: EntityManager,
