@@ -6,14 +6,12 @@ import { ConcurrentChange, isDuplicateKey, isMissingParent } from "../store/erro
 import * as groupMembers from "../store/group-members.js";
 import * as groups from "../store/groups.js";
 import * as idempotency from "../store/idempotency.js";
-import * as memberships from "../store/memberships.js";
 import * as orgs from "../store/organizations.js";
 import { appendEvents } from "../store/outbox.js";
 import {
   DomainError,
   groupNotFound,
   invalidArgument,
-  membershipNotFound,
   organizationNotFound,
   type FieldViolation,
 } from "./errors.js";

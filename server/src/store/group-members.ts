@@ -25,7 +25,9 @@ import {
   checkedPageStatement,
   cursorCheck,
   GROUP_COLUMNS,
+  selectCheckedPage,
   type CheckedPage,
+  type CheckedRow,
   keysetStatement,
   MEMBER_COUNT,
   MEMBERSHIP_COLUMNS,
@@ -360,12 +362,11 @@ export async function listGroupMembers(
   groupId: string,
   page: PageRequest,
 ): Promise<CheckedPage<Membership>> {
-  const { sql, params } = groupMembersPageStatement(organizationId, groupId, page);
-  type Row = MembershipRowOfPage & { ck_cursorOk?: number | string; pg_linkId: string | null };
-  return checkedPageOf(
-    await select<Row>(db, sql, params),
+  return selectCheckedPage(
+    db,
+    groupMembersPageStatement(organizationId, groupId, page),
     page,
-    (r) => r.pg_linkId,
+    (r: MembershipRowOfPage & { pg_linkId: string | null }) => r.pg_linkId,
     // A link whose membership is gone (never committed so; defensive) is left out.
     (r) => (r.id ? membershipOfRow(r) : undefined),
   );
@@ -472,10 +473,7 @@ export async function groupsOfMembers(
 }
 
 /** A groupsOfMemberWithMembershipStatement row. */
-type GroupOfMemberRow = GroupRowOfPage & {
-  m_organizationId: string;
-  ck_cursorOk?: number | string;
-};
+type GroupOfMemberRow = GroupRowOfPage & CheckedRow & { m_organizationId: string };
 
 /** One ask's answer from its groupsOfMemberWithMembershipStatement rows. */
 function groupsOfMemberFrom(rows: GroupOfMemberRow[], page: PageRequest): GroupsOfMember {

@@ -14,13 +14,14 @@ import {
   type Dialect,
   type Statement,
 } from "./dialect.js";
+import { liveOrganizationChecks } from "./organizations.js";
 import { eventStatements } from "./outbox.js";
 import {
-  checkedPageOf,
   checkedPageStatement,
   cursorCheck,
   GROUP_COLUMNS,
   keysetStatement,
+  selectCheckedPage,
   type CheckedPage,
   reviveRow,
 } from "./pagination.js";
@@ -110,11 +111,8 @@ export async function listGroups(
   page: PageRequest,
 ): Promise<CheckedPage<Group>> {
   const cursor = cursorCheck(page, "org_groups", { sql: "cc.organization_id = o.id", params: [] });
-  const { sql, params } = checkedPageStatement(
-    {
-      sql: `SELECT 1 AS ck_live${cursor.sql} FROM organizations o WHERE o.id = ? AND o.deleted_at IS NULL`,
-      params: [...cursor.params, organizationId],
-    },
+  const statement = checkedPageStatement(
+    liveOrganizationChecks(organizationId, cursor),
     keysetStatement(
       {
         columns: GROUP_COLUMNS,
@@ -126,8 +124,7 @@ export async function listGroups(
       page,
     ),
   );
-  const rows = await select<GroupRowOfPage & { ck_cursorOk?: number | string }>(db, sql, params);
-  return checkedPageOf(rows, page, (r) => r.id, groupOfRow);
+  return selectCheckedPage(db, statement, page, (r: GroupRowOfPage) => r.id, groupOfRow);
 }
 
 /** A page row with a group's columns (null on the row of an empty page). */

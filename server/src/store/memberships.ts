@@ -2,14 +2,15 @@ import type { EntityManager } from "typeorm";
 import type { Membership, MembershipStatus, PageRequest } from "../domain/model.js";
 import { MembershipEntity } from "./entities.js";
 import { deleteAllGroupMembershipsOf } from "./group-members.js";
+import { liveOrganizationChecks } from "./organizations.js";
 import { forUpdate, indexed, lockClause, select, type Statement } from "./dialect.js";
 import {
-  checkedPageOf,
   checkedPageStatement,
   cursorCheck,
   keysetStatement,
   MEMBERSHIP_COLUMNS,
   reviveRow,
+  selectCheckedPage,
   type CheckedPage,
 } from "./pagination.js";
 
@@ -83,17 +84,13 @@ export async function listMemberships(
     params,
   });
   const checks = filter.organizationId
-    ? {
-        sql: `SELECT 1 AS ck_live${cursor.sql} FROM organizations o WHERE o.id = ? AND o.deleted_at IS NULL`,
-        params: [...cursor.params, filter.organizationId],
-      }
+    ? liveOrganizationChecks(filter.organizationId, cursor)
     : { sql: `SELECT 1 AS ck_live${cursor.sql}`, params: cursor.params };
-  const { sql, params: all } = checkedPageStatement(
+  const statement = checkedPageStatement(
     checks,
     keysetStatement({ columns: MEMBERSHIP_COLUMNS, from, where, params, key: "m.id" }, page),
   );
-  const rows = await select<MembershipRowOfPage & { ck_cursorOk?: number | string }>(db, sql, all);
-  return checkedPageOf(rows, page, (r) => r.id, membershipOfRow);
+  return selectCheckedPage(db, statement, page, (r: MembershipRowOfPage) => r.id, membershipOfRow);
 }
 
 /** A page row with a membership's columns (null where a page row holds none). */

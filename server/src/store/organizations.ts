@@ -1,13 +1,13 @@
 import type { EntityManager } from "typeorm";
 import type { Organization, PageRequest } from "../domain/model.js";
 import { OrganizationEntity, type OrganizationRow } from "./entities.js";
-import { forUpdate, select } from "./dialect.js";
+import { forUpdate, select, type Statement } from "./dialect.js";
 import {
-  checkedPageOf,
   checkedPageStatement,
   cursorCheck,
   keysetStatement,
   ORGANIZATION_COLUMNS,
+  selectCheckedPage,
   type CheckedPage,
 } from "./pagination.js";
 
@@ -41,6 +41,15 @@ export async function organizationExists(db: EntityManager, id: string): Promise
 }
 
 /**
+ * checkedPageStatement's checks for a list within one organization: a row
+ * only while the organization is live, carrying `cursor`'s column.
+ */
+export const liveOrganizationChecks = (organizationId: string, cursor: Statement): Statement => ({
+  sql: `SELECT 1 AS ck_live${cursor.sql} FROM organizations o WHERE o.id = ? AND o.deleted_at IS NULL`,
+  params: [...cursor.params, organizationId],
+});
+
+/**
  * Live organizations, or only `onlyId` when given, in one statement (see
  * checkedPageStatement), with whether the page's cursor names a live
  * organization (`cursorOk`).
@@ -51,7 +60,7 @@ export async function listOrganizations(
   onlyId?: string,
 ): Promise<CheckedPage<Organization>> {
   const cursor = cursorCheck(page, "organizations", { sql: "cc.deleted_at IS NULL", params: [] });
-  const { sql, params } = checkedPageStatement(
+  const statement = checkedPageStatement(
     { sql: `SELECT 1 AS ck_live${cursor.sql}`, params: cursor.params },
     keysetStatement(
       {
@@ -64,14 +73,19 @@ export async function listOrganizations(
       page,
     ),
   );
-  type Row = { [K in keyof Organization]: Organization[K] | null } & {
-    ck_cursorOk?: number | string;
-  };
-  return checkedPageOf(await select<Row>(db, sql, params), page, (r) => r.id, organizationOfRow);
+  return selectCheckedPage(
+    db,
+    statement,
+    page,
+    (r: OrganizationRowOfPage) => r.id,
+    organizationOfRow,
+  );
 }
 
+type OrganizationRowOfPage = { [K in keyof Organization]: Organization[K] | null };
+
 /** The organization columns of a page row that holds one (pageOf revives times). */
-const organizationOfRow = (r: { [K in keyof Organization]: Organization[K] | null }) =>
+const organizationOfRow = (r: OrganizationRowOfPage) =>
   ({
     id: r.id,
     name: r.name,

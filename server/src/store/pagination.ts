@@ -94,6 +94,9 @@ export function cursorCheck(page: PageRequest, table: string, where: Statement):
   };
 }
 
+/** The checks' column on every row of a checkedPageStatement (see cursorCheck). */
+export type CheckedRow = { ck_cursorOk?: number | string };
+
 /** What a checkedPageStatement's rows say (see checkedPageOf). */
 export interface CheckedPage<T> {
   /** The checks found their subject (organization, group, membership) live. */
@@ -111,7 +114,7 @@ export interface CheckedPage<T> {
  * ListGroupMembers' raw statement without it) — then paged, then mapped to
  * items (`itemOf` may leave a row out).
  */
-export function checkedPageOf<R extends { ck_cursorOk?: number | string }, T>(
+export function checkedPageOf<R extends CheckedRow, T>(
   rows: R[],
   page: PageRequest,
   keyOf: (row: R) => string | null,
@@ -129,15 +132,16 @@ export function checkedPageOf<R extends { ck_cursorOk?: number | string }, T>(
   };
 }
 
-/** Runs one keyset page: keysetStatement, then pageOf. */
-export async function keysetPage<T>(
+/** A checkedPageStatement run and read back (see checkedPageOf). */
+export async function selectCheckedPage<R, T>(
   db: EntityManager,
-  query: KeysetQuery,
+  statement: Statement,
   page: PageRequest,
-  keyOf: (row: T) => string,
-): Promise<Page<T>> {
-  const { sql, params } = keysetStatement(query, page);
-  return pageOf(await select<T>(db, sql, params), page, keyOf);
+  keyOf: (row: R & CheckedRow) => string | null,
+  itemOf: (row: R & CheckedRow) => T | undefined,
+): Promise<CheckedPage<T>> {
+  const rows = await select<R & CheckedRow>(db, statement.sql, statement.params);
+  return checkedPageOf(rows, page, keyOf, itemOf);
 }
 
 /**
