@@ -1,4 +1,6 @@
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
+import http2 from "node:http2";
+import type { AddressInfo } from "node:net";
 import { ulid } from "ulid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GroupsService } from "../../clients/src/gen/groups/v1/groups_pb.js";
@@ -106,5 +108,49 @@ describe("retryUnavailable", () => {
       code: Code.Unavailable,
     });
     expect(calls.createGroup).toBe(4);
+  });
+});
+
+describe("refused HTTP/2 streams", () => {
+  // A draining server refuses streams opened after its GOAWAY; this one refuses every stream.
+  async function refusingServer() {
+    const server = http2.createServer();
+    const sessions = new Set<http2.ServerHttp2Session>();
+    server.on("session", (session) => sessions.add(session));
+    let streams = 0;
+    server.on("stream", (stream) => {
+      streams++;
+      stream.on("error", () => {}); // Node reports the server's own reset on its side too.
+      stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    return {
+      baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      streams: () => streams,
+      close: () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          for (const session of sessions) session.destroy(); // the client keeps its connection
+        }),
+    };
+  }
+
+  it("are UNAVAILABLE, not INTERNAL, and even a write is sent again: the server never started it", async () => {
+    const server = await refusingServer();
+    try {
+      const once = createNodeClients({ baseUrl: server.baseUrl, retryAttempts: 1 });
+      await expect(once.groups.createGroup({ name: "x" })).rejects.toMatchObject({
+        code: Code.Unavailable,
+      });
+      expect(server.streams()).toBe(1);
+
+      const retrying = createNodeClients({ baseUrl: server.baseUrl, retryAttempts: 3 });
+      await expect(retrying.groups.createGroup({ name: "x" })).rejects.toMatchObject({
+        code: Code.Unavailable,
+      });
+      expect(server.streams()).toBe(4);
+    } finally {
+      await server.close();
+    }
   });
 });

@@ -1,9 +1,8 @@
 import { createClient } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventsService } from "../../clients/src/gen/groups/v1/events_pb.js";
-import { GroupsService } from "../../clients/src/gen/groups/v1/groups_pb.js";
-import { OrganizationsService } from "../../clients/src/gen/groups/v1/organizations_pb.js";
+import { createNodeClients } from "../../clients/src/sdk/node.js";
 import { pool } from "../support/assertions.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 import { startServerProcess } from "../support/process.js";
@@ -23,13 +22,17 @@ afterAll(async () => {
 describe("graceful shutdown", () => {
   it("lets in-flight calls finish, ends open streams cleanly, and exits 0", async () => {
     const server = await startServerProcess({ DATABASE_URL: db.url, AUTH_DISABLED: "1" });
-    const grpc = createGrpcTransport({ baseUrl: `http://127.0.0.1:${server.grpcPort}` });
+    // The SDK's gRPC clients, each call tried once: a call opened just after the
+    // server's GOAWAY is refused (REFUSED_STREAM), which the bare connect-node
+    // transport would report as INTERNAL (clients/src/sdk/interceptors.ts).
+    const { organizations: orgs, groups } = createNodeClients({
+      baseUrl: `http://127.0.0.1:${server.grpcPort}`,
+      retryAttempts: 1,
+    });
     const connect = createConnectTransport({
       baseUrl: `http://127.0.0.1:${server.httpPort}`,
       httpVersion: "1.1",
     });
-    const orgs = createClient(OrganizationsService, grpc);
-    const groups = createClient(GroupsService, grpc);
     const { organization } = await orgs.createOrganization({ name: "Shutdown Inc" });
 
     const streamed: string[] = [];
@@ -68,10 +71,9 @@ describe("graceful shutdown", () => {
   it("writes a quiet server's log lines within moments, though they fill no chunk", async () => {
     const server = await startServerProcess({ DATABASE_URL: db.url, AUTH_DISABLED: "1" });
     try {
-      const orgs = createClient(
-        OrganizationsService,
-        createGrpcTransport({ baseUrl: `http://127.0.0.1:${server.grpcPort}` }),
-      );
+      const { organizations: orgs } = createNodeClients({
+        baseUrl: `http://127.0.0.1:${server.grpcPort}`,
+      });
       await orgs.createOrganization(
         { name: "Quiet Inc" },
         { headers: { "x-request-id": "quiet-1" } },

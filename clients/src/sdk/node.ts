@@ -1,5 +1,6 @@
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { clientsOver, interceptorsFor, type ClientOptions, type GroupsClients } from "./clients.js";
+import { refusedStreamIsUnavailable } from "./interceptors.js";
 
 export interface NodeClientOptions extends ClientOptions {
   /**
@@ -14,7 +15,8 @@ export interface NodeClientOptions extends ClientOptions {
 export function createNodeClients(opts: NodeClientOptions): GroupsClients {
   const common = {
     baseUrl: opts.baseUrl,
-    interceptors: interceptorsFor(opts),
+    // Innermost, so retries and the caller's interceptors see UNAVAILABLE.
+    interceptors: [...interceptorsFor(opts), refusedStreamIsUnavailable()],
     defaultTimeoutMs: opts.timeoutMs ?? 10_000,
   };
   return clientsOver(
