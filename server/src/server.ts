@@ -30,6 +30,7 @@ import { addReflection } from "./ops/reflection.js";
 import { Metrics, mysqlPoolStats } from "./ops/metrics.js";
 import { backlog } from "./store/events.js";
 import { createLogger } from "./ops/logger.js";
+import { clampGrpcJsDeadlines, withClampedDeadlines } from "./rpc/deadline-headers.js";
 import { connectRoutes, type ServiceBinding } from "./rpc/connect-door.js";
 import { addGrpcServices } from "./rpc/grpc-door.js";
 import { groupsHandlers } from "./rpc/groups-service.js";
@@ -175,12 +176,15 @@ export async function startServer(
         !publisher ? "not configured" : publisher.connected ? "connected" : "disconnected",
     }),
   });
-  const http = createDualProtocolServer(withCors(config.corsAllowedOrigins, adapter) as never);
+  const http = createDualProtocolServer(
+    withClampedDeadlines(withCors(config.corsAllowedOrigins, adapter)) as never,
+  );
   await new Promise<void>((resolve, reject) => {
     http.server.once("error", reject).listen(config.port, config.host, () => resolve());
   });
 
   answerGrpcRequestFaultsAsInvalidArgument();
+  clampGrpcJsDeadlines();
   const grpcServer = new grpc.Server({
     "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
     "grpc.max_send_message_length": MAX_MESSAGE_BYTES,

@@ -24,7 +24,6 @@
  *
  * FUZZ_SEED=<n> replays a run; FUZZ_VERBOSE=1 prints the outcome counts.
  */
-import http2 from "node:http2";
 import { gzipSync } from "node:zlib";
 import {
   create,
@@ -45,6 +44,7 @@ import { EventsService } from "../../clients/src/gen/groups/v1/events_pb.js";
 import { GroupsService } from "../../clients/src/gen/groups/v1/groups_pb.js";
 import { OrganizationsService } from "../../clients/src/gen/groups/v1/organizations_pb.js";
 import { errorDetails } from "../../clients/src/sdk/errors.js";
+import { RawH2 } from "../support/raw-h2.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { until } from "../support/wait.js";
 
@@ -860,7 +860,7 @@ afterAll(async () => {
         .join("\n"),
     );
   }
-  for (const s of h2Sessions.values()) s.destroy();
+  h2.close();
   await t?.close();
 });
 
@@ -1487,60 +1487,15 @@ async function postFramed(s: StreamPostSpec): Promise<void> {
   );
 }
 
-const h2Sessions = new Map<string, http2.ClientHttp2Session>();
-function h2Session(authority: string): http2.ClientHttp2Session {
-  let s = h2Sessions.get(authority);
-  if (!s || s.closed || s.destroyed) {
-    s = http2.connect(authority);
-    s.on("error", () => undefined);
-    h2Sessions.set(authority, s);
-  }
-  return s;
-}
+const h2 = new RawH2();
 
-/** One raw gRPC call over HTTP/2: what came back, within `ms` (a valid stream tails). */
-function h2Call(
+/** One raw gRPC call over HTTP/2, authenticated: what came back within 500 ms (a valid stream tails). */
+const h2Call = (
   authority: string,
   method: DescMethod,
   headers: Record<string, string>,
   body: Buffer,
-  ms = 500,
-): Promise<{ httpStatus?: number; grpcStatus?: string; message?: string; settled: boolean }> {
-  return new Promise((resolve) => {
-    const req = h2Session(authority).request({
-      ":method": "POST",
-      ":path": path(method),
-      "content-type": "application/grpc",
-      te: "trailers",
-      ...authHeader(),
-      ...headers,
-    });
-    let httpStatus: number | undefined;
-    let grpcStatus: string | undefined;
-    let message: string | undefined;
-    const done = (settled: boolean) => {
-      clearTimeout(timer);
-      if (!req.closed) req.close(http2.constants.NGHTTP2_CANCEL);
-      resolve({ httpStatus, grpcStatus, message, settled });
-    };
-    const timer = setTimeout(() => done(false), ms);
-    req.on("response", (h) => {
-      httpStatus = Number(h[":status"]);
-      if (h["grpc-status"] !== undefined) {
-        grpcStatus = String(h["grpc-status"]);
-        message = h["grpc-message"] as string | undefined;
-      }
-    });
-    req.on("trailers", (h) => {
-      grpcStatus = String(h["grpc-status"]);
-      message = h["grpc-message"] as string | undefined;
-    });
-    req.on("data", () => undefined);
-    req.on("close", () => done(true));
-    req.on("error", () => done(true));
-    req.end(body);
-  });
-}
+) => h2.call(authority, path(method), { ...authHeader(), ...headers }, body);
 
 interface RawGrpcSpec {
   port: "grpc" | "http";

@@ -165,11 +165,19 @@ export class CallPipeline {
     const signal = AbortSignal.any([call.signal, this.stopping.signal]);
     const ctx = this.context(method, call, signal);
     const started = performance.now();
+    // The client's deadline aborts the signal too (Connect's doors), and that
+    // client is still there to be told.
+    const expired = () =>
+      call.signal.aborted &&
+      call.signal.reason instanceof ConnectError &&
+      call.signal.reason.code === Code.DeadlineExceeded;
     try {
       await this.admit(method, req, call, ctx);
       yield* handler(req, ctx);
+      if (expired()) throw deadlineExceeded();
       this.finish(ctx, call, started, "ok");
     } catch (err) {
+      if (expired()) throw this.fail(deadlineExceeded(), ctx, call, started);
       if (call.signal.aborted) {
         this.finish(ctx, call, started, "canceled");
         return; // the caller went away; nobody to tell
