@@ -10,6 +10,7 @@ import { createNodeClients } from "../../clients/src/sdk/node.js";
 import { paginate } from "../../clients/src/sdk/paginate.js";
 import { createWebClients } from "../../clients/src/sdk/web.js";
 import { startTestServer, type TestServer } from "../support/server.js";
+import { sleep } from "../support/wait.js";
 
 /** The SDK in clients/src/sdk against the real server (and, for retries, an in-memory one). */
 let t: TestServer;
@@ -63,6 +64,25 @@ describe.each(Object.entries(factories))("clients (%s)", (_, make) => {
       .getGroup({ organizationId, groupId: `group_${ulid()}` })
       .catch((e: unknown) => e);
     expect(errorDetails(missing)).toMatchObject({ code: Code.NotFound, reason: "GROUP_NOT_FOUND" });
+  });
+});
+
+describe.each(Object.entries(factories))("clients (%s) with a month-long deadline", (_, make) => {
+  const MONTH_MS = 30 * 24 * 3600 * 1000; // beyond a JavaScript timer's 2^31 − 1 ms
+
+  it("keep an event tail open and serve a unary call", async () => {
+    const { events, organizations } = make();
+    const listed = await organizations.listOrganizations({}, { timeoutMs: MONTH_MS });
+    expect(listed.organizations.length).toBeGreaterThan(0);
+
+    const stop = new AbortController();
+    const tail = (async () => {
+      for await (const _ of events.streamEvents({}, { timeoutMs: MONTH_MS, signal: stop.signal }));
+    })().catch((err: unknown) => err);
+    await sleep(500);
+    stop.abort();
+    // Ended by our abort after 500 ms, not by its deadline at once.
+    expect(errorDetails(await tail)).toMatchObject({ code: Code.Canceled });
   });
 });
 

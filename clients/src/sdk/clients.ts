@@ -30,9 +30,30 @@ export function interceptorsFor(opts: ClientOptions): Interceptor[] {
 }
 
 export function clientsOver(transport: Transport): GroupsClients {
+  const clamped = withClampedTimeouts(transport);
   return {
-    groups: createClient(GroupsService, transport),
-    organizations: createClient(OrganizationsService, transport),
-    events: createClient(EventsService, transport),
+    groups: createClient(GroupsService, clamped),
+    organizations: createClient(OrganizationsService, clamped),
+    events: createClient(EventsService, clamped),
+  };
+}
+
+/**
+ * The longest deadline a JavaScript timer holds: 2^31 − 1 ms, ~24.8 days.
+ * connect-es arms a timer with the call's timeoutMs, and a longer one fires at
+ * once, so a month-long event tail would end before it began; longer deadlines
+ * are kept as this one (the server does the same).
+ */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+export const clampTimeout = (ms: number | undefined) =>
+  ms === undefined ? undefined : Math.min(ms, MAX_TIMEOUT_MS);
+
+function withClampedTimeouts(transport: Transport): Transport {
+  return {
+    unary: (method, signal, timeoutMs, header, input, contextValues) =>
+      transport.unary(method, signal, clampTimeout(timeoutMs), header, input, contextValues),
+    stream: (method, signal, timeoutMs, header, input, contextValues) =>
+      transport.stream(method, signal, clampTimeout(timeoutMs), header, input, contextValues),
   };
 }

@@ -1,5 +1,11 @@
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
-import { clientsOver, interceptorsFor, type ClientOptions, type GroupsClients } from "./clients.js";
+import {
+  clampTimeout,
+  clientsOver,
+  interceptorsFor,
+  type ClientOptions,
+  type GroupsClients,
+} from "./clients.js";
 import { refusedStreamIsUnavailable } from "./interceptors.js";
 
 export interface NodeClientOptions extends ClientOptions {
@@ -17,7 +23,7 @@ export function createNodeClients(opts: NodeClientOptions): GroupsClients {
     baseUrl: opts.baseUrl,
     // Innermost, so retries and the caller's interceptors see UNAVAILABLE.
     interceptors: [...interceptorsFor(opts), refusedStreamIsUnavailable()],
-    defaultTimeoutMs: opts.timeoutMs ?? 10_000,
+    defaultTimeoutMs: clampTimeout(opts.timeoutMs ?? 10_000),
   };
   return clientsOver(
     opts.protocol === "connect"

@@ -1,5 +1,11 @@
 import { createConnectTransport } from "@connectrpc/connect-web";
-import { clientsOver, interceptorsFor, type ClientOptions, type GroupsClients } from "./clients.js";
+import {
+  clampTimeout,
+  clientsOver,
+  interceptorsFor,
+  type ClientOptions,
+  type GroupsClients,
+} from "./clients.js";
 
 /**
  * Clients for browser apps: the Connect protocol (JSON) over fetch to PORT.
@@ -12,7 +18,7 @@ export function createWebClients(
     createConnectTransport({
       baseUrl: opts.baseUrl,
       interceptors: interceptorsFor(opts),
-      defaultTimeoutMs: opts.timeoutMs ?? 10_000,
+      defaultTimeoutMs: clampTimeout(opts.timeoutMs ?? 10_000),
       useBinaryFormat: opts.binary ?? false,
     }),
   );
