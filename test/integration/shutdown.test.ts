@@ -42,6 +42,9 @@ describe("graceful shutdown", () => {
       }
       return "ended";
     })();
+    // The stream is open on the server once it carries an event made after it started.
+    await groups.createGroup({ organizationId: organization!.id, name: "before" });
+    await until("the stream's first event", async () => streamed.length > 0);
 
     // 40 creates in flight when the signal arrives; each must either succeed or
     // be refused as UNAVAILABLE (never cut off half-way, never INTERNAL).
@@ -60,12 +63,13 @@ describe("graceful shutdown", () => {
     expect(await exit).toEqual({ code: 0, signal: null });
     expect(await stream).toBe("ended");
     expect(outcomes.filter((o) => o !== "ok" && o !== "code 14")).toEqual([]);
+    const ok = outcomes.filter((o) => o === "ok").length;
     const [rows] = await db.sql.query("SELECT COUNT(*) AS n FROM org_groups");
-    expect(Number((rows as { n: number }[])[0].n)).toBe(outcomes.filter((o) => o === "ok").length);
+    expect(Number((rows as { n: number }[])[0].n)).toBe(1 + ok);
     expect(server.logs.some((l) => l.includes('"shutting down"'))).toBe(true);
     // Log lines are written in chunks (server/src/ops/logger.ts): the exit flushes what was pending.
     const created = server.logs.filter((l) => l.includes('"CreateGroup ok"'));
-    expect(created).toHaveLength(outcomes.filter((o) => o === "ok").length);
+    expect(created).toHaveLength(1 + ok);
   });
 
   it("writes a quiet server's log lines within moments, though they fill no chunk", async () => {
