@@ -21,12 +21,22 @@ export interface ClientOptions {
   interceptors?: Interceptor[];
 }
 
-export function interceptorsFor(opts: ClientOptions): Interceptor[] {
-  return [
-    ...(opts.token ? [bearer(opts.token)] : []),
-    retryUnavailable({ attempts: opts.retryAttempts ?? 3 }),
-    ...(opts.interceptors ?? []),
-  ];
+/**
+ * The transport options every factory shares: token, retries, the caller's
+ * interceptors, then the transport's own `innermost` ones (closest to the
+ * wire, so everything above sees what they make of an error), and the default
+ * deadline, clamped like every call's (see clientsOver).
+ */
+export function transportOptions(opts: ClientOptions, innermost: Interceptor[] = []) {
+  return {
+    interceptors: [
+      ...(opts.token ? [bearer(opts.token)] : []),
+      retryUnavailable({ attempts: opts.retryAttempts ?? 3 }),
+      ...(opts.interceptors ?? []),
+      ...innermost,
+    ],
+    defaultTimeoutMs: clampTimeout(opts.timeoutMs ?? 10_000),
+  };
 }
 
 export function clientsOver(transport: Transport): GroupsClients {
@@ -44,9 +54,9 @@ export function clientsOver(transport: Transport): GroupsClients {
  * once, so a month-long event tail would end before it began; longer deadlines
  * are kept as this one (the server does the same).
  */
-export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
-export const clampTimeout = (ms: number | undefined) =>
+const clampTimeout = (ms: number | undefined) =>
   ms === undefined ? undefined : Math.min(ms, MAX_TIMEOUT_MS);
 
 function withClampedTimeouts(transport: Transport): Transport {

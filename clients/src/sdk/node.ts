@@ -1,8 +1,7 @@
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import {
-  clampTimeout,
   clientsOver,
-  interceptorsFor,
+  transportOptions,
   type ClientOptions,
   type GroupsClients,
 } from "./clients.js";
@@ -21,9 +20,7 @@ export interface NodeClientOptions extends ClientOptions {
 export function createNodeClients(opts: NodeClientOptions): GroupsClients {
   const common = {
     baseUrl: opts.baseUrl,
-    // Innermost, so retries and the caller's interceptors see UNAVAILABLE.
-    interceptors: [...interceptorsFor(opts), refusedStreamIsUnavailable()],
-    defaultTimeoutMs: clampTimeout(opts.timeoutMs ?? 10_000),
+    ...transportOptions(opts, [refusedStreamIsUnavailable()]),
   };
   return clientsOver(
     opts.protocol === "connect"

@@ -1,8 +1,7 @@
 import { createConnectTransport } from "@connectrpc/connect-web";
 import {
-  clampTimeout,
   clientsOver,
-  interceptorsFor,
+  transportOptions,
   type ClientOptions,
   type GroupsClients,
 } from "./clients.js";
@@ -17,8 +16,7 @@ export function createWebClients(
   return clientsOver(
     createConnectTransport({
       baseUrl: opts.baseUrl,
-      interceptors: interceptorsFor(opts),
-      defaultTimeoutMs: clampTimeout(opts.timeoutMs ?? 10_000),
+      ...transportOptions(opts),
       useBinaryFormat: opts.binary ?? false,
     }),
   );
