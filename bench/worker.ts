@@ -6,6 +6,7 @@
  */
 import { closedLoop, openLoop, type Measurement } from "./lib/measure.js";
 import { OpContext, type Door, type OpName, type WorkerInit } from "./lib/ops.js";
+import { DbWorkMeter, type DbWork } from "./lib/db-work.js";
 import { cpuWindow, type CpuShares, type Pids } from "./lib/proc.js";
 
 export interface RunSpec {
@@ -24,6 +25,8 @@ export interface RunSpec {
 
 export type RunResult = Measurement & {
   cpu: CpuShares;
+  /** MariaDB's work per item during the measured window (absent if nothing completed). */
+  db?: DbWork;
   offeredPerSecond?: number;
   skipped?: number;
 };
@@ -36,11 +39,13 @@ export type WorkerRequest =
   | { type: "close" };
 
 let ctx: OpContext | undefined;
+let dbWork: DbWorkMeter | undefined;
 
 async function handle(req: WorkerRequest): Promise<unknown> {
   switch (req.type) {
     case "init":
       ctx = new OpContext(req.init);
+      dbWork = new DbWorkMeter(req.init.databaseUrl);
       return null;
     case "retarget":
       ctx!.retarget(req.grpcUrl, req.httpUrl);
@@ -49,6 +54,7 @@ async function handle(req: WorkerRequest): Promise<unknown> {
       return { natsVersion: await ctx!.natsVersion(), pairWraps: ctx!.alloc.wraps };
     case "close":
       await ctx?.close();
+      await dbWork?.close();
       return null;
     case "run": {
       const s = req.spec;
@@ -56,8 +62,14 @@ async function handle(req: WorkerRequest): Promise<unknown> {
         batchSize: s.batchSize,
       });
       let endCpu: (() => CpuShares) | undefined;
+      let endDb: ReturnType<DbWorkMeter["start"]> | undefined;
       const pids = { ...s.pids, loadgen: process.pid };
-      const timer = setTimeout(() => (endCpu = cpuWindow(pids)), s.warmupSeconds * 1000);
+      const startWindow = () => {
+        endCpu = cpuWindow(pids);
+        // The counters explain the figures; a case does not fail for want of them.
+        endDb = dbWork!.start().catch(() => async () => undefined);
+      };
+      const timer = setTimeout(startWindow, s.warmupSeconds * 1000);
       try {
         const m =
           s.rate !== undefined
@@ -70,7 +82,8 @@ async function handle(req: WorkerRequest): Promise<unknown> {
             : await closedLoop(op, s);
         clearTimeout(timer);
         const cpu = (endCpu ?? cpuWindow(pids))();
-        return { ...m, cpu } satisfies RunResult;
+        const db = endDb ? await (await endDb)(m.items).catch(() => undefined) : undefined;
+        return { ...m, cpu, db } satisfies RunResult;
       } finally {
         clearTimeout(timer);
         await close();

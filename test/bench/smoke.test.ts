@@ -5,6 +5,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { buildPlan } from "../../bench/lib/plan.js";
+import { renderResults } from "../../bench/lib/report.js";
 import type { BenchResults } from "../../bench/lib/results.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -47,6 +48,18 @@ describe("benchmark smoke", () => {
     }
     for (const c of r.cases.filter((c) => c.kind === "service"))
       expect(c.ratios.sameSql, c.key).toBeGreaterThan(0);
+    // MariaDB's counters per call: the raw two-INSERT transaction is four statements writing two rows;
+    // every service write writes rows, and a check reads them.
+    const twoInsert = r.cases.find((c) => c.op === "raw.twoInsertTx")!;
+    expect(twoInsert.db?.statements).toBeGreaterThanOrEqual(4);
+    expect(twoInsert.db?.rowsWritten).toBeGreaterThanOrEqual(2);
+    expect(twoInsert.db?.fsyncs).toBeGreaterThan(0);
+    for (const c of r.cases.filter((c) => c.kind === "service" && c.writes))
+      expect(c.db?.rowsWritten, c.key).toBeGreaterThan(0);
+    const check = r.cases.find((c) => c.kind === "service" && c.op === "CheckGroupMembership")!;
+    expect(check.db?.rowsRead).toBeGreaterThan(0);
+    expect(check.db?.pageReads).toBeGreaterThan(0);
+    expect(renderResults(r)).toMatch(/\| mysql2 raw\.twoInsertTx \| [\d.]+ \| [\d.]+ \| /);
     // A reference run again next to a target's case is the one that case's ratio uses.
     const neighbours = r.cases.filter((c) => c.nextTo);
     expect(neighbours.length).toBeGreaterThan(0);
