@@ -172,7 +172,7 @@ function line(label: string, r: RunResult, extra = ""): string {
     `${label.padEnd(58)} ${String(Math.round(r.perSecond)).padStart(6)}/s${items}  p50 ${r.latency.p50Ms.toFixed(2)}  p99 ${r.latency.p99Ms.toFixed(2)} ms` +
     `  cpu srv ${r.cpu.server} db ${r.cpu.mariadb} lg ${r.cpu.loadgen} other ${r.cpu.other}` +
     (r.db
-      ? `  per item: ${r.db.statements} stmts, ${r.db.rowsRead} rows read, ${r.db.pageReads} pages (${r.db.diskReads} from disk), ${r.db.fsyncs} fsyncs`
+      ? `  per item: ${r.db.statements} stmts, ${r.db.rowsRead} rows read, ${r.db.pageReads} pages (${r.db.diskReads} from disk), ${r.db.fsyncs} fsyncs, ${r.db.pagesFlushed} flushed`
       : "") +
     (r.errors ? `  ERRORS ${r.errors}: ${Object.keys(r.errorSamples)[0]}` : "") +
     extra

@@ -6,7 +6,8 @@ import mysql from "mysql2/promise";
  * it was. Per item (call, or membership of a batch), so a service call can be
  * set against the raw SQL it replaces: statements parsed, rows read and
  * written, buffer-pool page reads (and those that missed the pool and went to
- * disk), fsyncs (durable commits, mostly) and row-lock waits.
+ * disk), fsyncs (durable commits, mostly), pages written back from the pool
+ * and row-lock waits.
  *
  * The counters are server-wide: they include the relay's work (part of a write's
  * cost) and anything else running on the database meanwhile ("others' cores").
@@ -18,6 +19,8 @@ export interface DbWork {
   pageReads: number;
   diskReads: number;
   fsyncs: number;
+  /** Pages written back from the buffer pool (the cost of dirtying pages at random). */
+  pagesFlushed: number;
   lockWaits: number;
 }
 
@@ -28,6 +31,7 @@ const COUNTERS: Record<keyof DbWork, string[]> = {
   pageReads: ["Innodb_buffer_pool_read_requests"],
   diskReads: ["Innodb_buffer_pool_reads"],
   fsyncs: ["Innodb_data_fsyncs"],
+  pagesFlushed: ["Innodb_buffer_pool_pages_flushed"],
   lockWaits: ["Innodb_row_lock_waits"],
 };
 const NAMES = [...new Set(Object.values(COUNTERS).flat())];

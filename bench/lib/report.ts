@@ -107,16 +107,16 @@ export function renderResults(r: BenchResults): string {
         "(by the memberships for a batch): statements (`Questions`), rows read (`Rows_read`), " +
         "rows written (`Handler_write` + `_update` + `_delete`), buffer-pool page reads " +
         "(`Innodb_buffer_pool_read_requests`) and those that missed the pool and read the disk " +
-        "(`Innodb_buffer_pool_reads`), fsyncs (`Innodb_data_fsyncs`: durable commits, mostly) and " +
-        "row-lock waits. Server-wide, so a service write includes its relay's work. " +
+        "(`Innodb_buffer_pool_reads`), fsyncs (`Innodb_data_fsyncs`: durable commits, mostly), " +
+        "pages written back from the pool (`Innodb_buffer_pool_pages_flushed`) and row-lock waits. Server-wide, so a service write includes its relay's work. " +
         "MariaDB CPU is its process's CPU per call.",
       "",
-      "| Case | MariaDB CPU ms | Statements | Rows read | Rows written | Page reads | From disk | Fsyncs | Lock waits |",
-      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+      "| Case | MariaDB CPU ms | Statements | Rows read | Rows written | Page reads | From disk | Fsyncs | Pages flushed | Lock waits |",
+      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
       ...dbRows.map((c) => {
         const d = c.db!;
         const cpuMs = c.items ? (c.cpu.mariadb * c.seconds * 1000) / c.items : 0;
-        return `| ${doorName[c.door]} ${c.op}${c.nextTo ? ` (next to ${c.nextTo})` : ""}${c.unit === "memberships" ? " (per membership)" : ""} | ${cpuMs.toFixed(3)} | ${d.statements} | ${d.rowsRead} | ${d.rowsWritten} | ${d.pageReads} | ${d.diskReads} | ${d.fsyncs} | ${d.lockWaits} |`;
+        return `| ${doorName[c.door]} ${c.op}${c.nextTo ? ` (next to ${c.nextTo})` : ""}${c.unit === "memberships" ? " (per membership)" : ""} | ${cpuMs.toFixed(3)} | ${d.statements} | ${d.rowsRead} | ${d.rowsWritten} | ${d.pageReads} | ${d.diskReads} | ${d.fsyncs} | ${d.pagesFlushed ?? "—"} | ${d.lockWaits} |`;
       }),
     );
   }
