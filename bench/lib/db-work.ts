@@ -73,7 +73,7 @@ export class DbWorkMeter {
   }
 }
 
-/** Two significant decimals below 10, one below 100, whole numbers above. */
+/** Two decimals below 10, one below 100, whole numbers above. */
 const round = (x: number) =>
   Math.abs(x) >= 100
     ? Math.round(x)

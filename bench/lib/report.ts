@@ -103,13 +103,9 @@ export function renderResults(r: BenchResults): string {
       "",
       "#### What MariaDB did per call (16 in flight)",
       "",
-      "From MariaDB's global status counters over the measured window, divided by the calls " +
-        "(by the memberships for a batch): statements (`Questions`), rows read (`Rows_read`), " +
-        "rows written (`Handler_write` + `_update` + `_delete`), buffer-pool page reads " +
-        "(`Innodb_buffer_pool_read_requests`) and those that missed the pool and read the disk " +
-        "(`Innodb_buffer_pool_reads`), fsyncs (`Innodb_data_fsyncs`: durable commits, mostly), " +
-        "pages written back from the pool (`Innodb_buffer_pool_pages_flushed`) and row-lock waits. Server-wide, so a service write includes its relay's work. " +
-        "MariaDB CPU is its process's CPU per call.",
+      "MariaDB's status counters over the measured window, per call (per membership for a batch; " +
+        "the counters are named under Method). Server-wide: a service write includes its relay's " +
+        "and reaper's work. MariaDB CPU is its process's CPU per call.",
       "",
       "| Case | MariaDB CPU ms | Statements | Rows read | Rows written | Page reads | From disk | Fsyncs | Pages flushed | Lock waits |",
       "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
