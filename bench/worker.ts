@@ -41,6 +41,17 @@ export type WorkerRequest =
 let ctx: OpContext | undefined;
 let dbWork: DbWorkMeter | undefined;
 
+/** Starts a case's measured window: each process's CPU and MariaDB's counters; the returned function ends both. */
+function measuredWindow(pids: Pids) {
+  const endCpu = cpuWindow(pids);
+  // The counters explain the figures; a case does not fail for want of them.
+  const endDb = dbWork!.start().catch(() => async () => undefined);
+  return async (items: number): Promise<{ cpu: CpuShares; db?: DbWork }> => {
+    const cpu = endCpu();
+    return { cpu, db: await (await endDb)(items).catch(() => undefined) };
+  };
+}
+
 async function handle(req: WorkerRequest): Promise<unknown> {
   switch (req.type) {
     case "init":
@@ -61,15 +72,9 @@ async function handle(req: WorkerRequest): Promise<unknown> {
       const { op, close } = await ctx!.prepare(s.op, s.door, s.concurrency, {
         batchSize: s.batchSize,
       });
-      let endCpu: (() => CpuShares) | undefined;
-      let endDb: ReturnType<DbWorkMeter["start"]> | undefined;
+      let end: ReturnType<typeof measuredWindow> | undefined;
       const pids = { ...s.pids, loadgen: process.pid };
-      const startWindow = () => {
-        endCpu = cpuWindow(pids);
-        // The counters explain the figures; a case does not fail for want of them.
-        endDb = dbWork!.start().catch(() => async () => undefined);
-      };
-      const timer = setTimeout(startWindow, s.warmupSeconds * 1000);
+      const timer = setTimeout(() => (end = measuredWindow(pids)), s.warmupSeconds * 1000);
       try {
         const m =
           s.rate !== undefined
@@ -81,8 +86,7 @@ async function handle(req: WorkerRequest): Promise<unknown> {
               })
             : await closedLoop(op, s);
         clearTimeout(timer);
-        const cpu = (endCpu ?? cpuWindow(pids))();
-        const db = endDb ? await (await endDb)(m.items).catch(() => undefined) : undefined;
+        const { cpu, db } = end ? await end(m.items) : { cpu: cpuWindow(pids)(), db: undefined };
         return { ...m, cpu, db } satisfies RunResult;
       } finally {
         clearTimeout(timer);

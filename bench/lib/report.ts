@@ -17,6 +17,14 @@ const doorName: Record<string, string> = {
   nats: "NATS",
 };
 
+/** A case's name in the per-case tables: door, operation, and the case it ran next to. */
+const caseName = (c: CaseResult) =>
+  `${doorName[c.door]} ${c.op}${c.nextTo ? ` (next to ${c.nextTo})` : ""}`;
+
+/** Milliseconds of a process's CPU per call (or item), from its cores busy over the case's window. */
+const cpuMsPer = (cores: number, c: CaseResult, n: number) =>
+  n ? (cores * c.seconds * 1000) / n : 0;
+
 function throughput(c: CaseResult): string {
   const calls = `${n0(c.perSecond)}/s`;
   return c.unit === "memberships" ? `${n0(c.itemsPerSecond)} memberships/s (${calls})` : calls;
@@ -68,7 +76,7 @@ export function renderResults(r: BenchResults): string {
   const services = r.cases.filter((c) => c.kind === "service");
   for (const c of services) {
     const t = targetOf(c, r.targets);
-    const cpuPerCall = c.ok ? (c.cpu.server * c.seconds * 1000) / c.ok : 0;
+    const cpuPerCall = cpuMsPer(c.cpu.server, c, c.ok);
     push(
       `| ${c.label} | ${doorName[c.door]} | ${c.concurrency} | ${throughput(c)} | ${ms(c.latency.p50Ms)} | ${ms(c.latency.p99Ms)} | ${ratio(c.ratios.sameSql)} | ${c.unit === "calls" ? ratio(c.ratios.trivialRpc) : "—"} | ${c.writes && c.unit === "calls" ? ratio(c.ratios.twoInsertTx) : "—"} | ${cpuPerCall.toFixed(2)} | ${c.serverRssMb ?? "—"} | ${c.cpu.other} | ${c.errors} | ${t.length ? t.map((x) => `${x.met ? "met" : "**not met**"}: ${x.text.replace(/^[^:]*: /, "")}`).join("; ") : "—"} |`,
     );
@@ -94,7 +102,7 @@ export function renderResults(r: BenchResults): string {
   const cpuRows = r.cases.filter((c) => c.concurrency === 16 || c.kind === "service");
   for (const c of cpuRows.filter((c) => c.concurrency === 16)) {
     push(
-      `| ${doorName[c.door]} ${c.op}${c.nextTo ? ` (next to ${c.nextTo})` : ""} | ${c.concurrency} | ${c.cpu.server} | ${c.cpu.mariadb} | ${c.cpu.nats} | ${c.cpu.loadgen} | ${c.cpu.other} | ${c.cpu.machine} |`,
+      `| ${caseName(c)} | ${c.concurrency} | ${c.cpu.server} | ${c.cpu.mariadb} | ${c.cpu.nats} | ${c.cpu.loadgen} | ${c.cpu.other} | ${c.cpu.machine} |`,
     );
   }
   const dbRows = r.cases.filter((c) => c.concurrency === 16 && c.db && c.door !== "nats");
@@ -111,8 +119,8 @@ export function renderResults(r: BenchResults): string {
       "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
       ...dbRows.map((c) => {
         const d = c.db!;
-        const cpuMs = c.items ? (c.cpu.mariadb * c.seconds * 1000) / c.items : 0;
-        return `| ${doorName[c.door]} ${c.op}${c.nextTo ? ` (next to ${c.nextTo})` : ""}${c.unit === "memberships" ? " (per membership)" : ""} | ${cpuMs.toFixed(3)} | ${d.statements} | ${d.rowsRead} | ${d.rowsWritten} | ${d.pageReads} | ${d.diskReads} | ${d.fsyncs} | ${d.pagesFlushed ?? "—"} | ${d.lockWaits} |`;
+        const perMembership = c.unit === "memberships" ? " (per membership)" : "";
+        return `| ${caseName(c)}${perMembership} | ${cpuMsPer(c.cpu.mariadb, c, c.items).toFixed(3)} | ${d.statements} | ${d.rowsRead} | ${d.rowsWritten} | ${d.pageReads} | ${d.diskReads} | ${d.fsyncs} | ${d.pagesFlushed ?? "—"} | ${d.lockWaits} |`;
       }),
     );
   }
