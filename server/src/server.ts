@@ -120,7 +120,10 @@ export async function startServer(
       service: GroupsService,
       handlers: groupsHandlers(
         new Groups(database, reaper, {
-          onSharedChange: (calls) => metrics.memberChangesPerTransaction.observe(calls),
+          onSharedChange: (calls, seconds) => {
+            metrics.memberChangesPerTransaction.observe(calls);
+            metrics.memberChangeTransactionSeconds.observe(seconds);
+          },
           onSharedRead: (method, calls) => metrics.readsPerStatement.observe({ method }, calls),
         }),
       ) as never,

@@ -64,14 +64,19 @@ async function checkGroupConsistent(c: Clients, organizationId: string, groupId:
   return { rows, added, removed };
 }
 
-/** The group-commit metric: AddGroupMember/RemoveGroupMember calls and the shared transactions that took them. */
-async function sharedTransactions(): Promise<{ calls: number; transactions: number }> {
+/**
+ * The group-commit metrics: AddGroupMember/RemoveGroupMember calls, the shared
+ * transactions that took them, and those transactions' timings.
+ */
+async function sharedTransactions() {
   const text = await (await fetch(`${t.httpUrl}/metrics`)).text();
   const value = (name: string) =>
     Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? Number.NaN);
   return {
     calls: value("groups_member_changes_per_transaction_sum"),
     transactions: value("groups_member_changes_per_transaction_count"),
+    timed: value("groups_member_change_transaction_seconds_count"),
+    seconds: value("groups_member_change_transaction_seconds_sum"),
   };
 }
 
@@ -373,6 +378,10 @@ describe("concurrent writers", () => {
     // is over before the next call arrives.)
     const batchesAfter = await sharedTransactions();
     expect(batchesAfter.calls - batchesBefore.calls).toBe(calls.length);
+    // Every shared transaction was timed, and the timings add up to real time.
+    const transactions = batchesAfter.transactions - batchesBefore.transactions;
+    expect(batchesAfter.timed - batchesBefore.timed).toBe(transactions);
+    expect(batchesAfter.seconds - batchesBefore.seconds).toBeGreaterThan(0);
     if (TEST_DATABASE === "mysql") {
       expect(batchesAfter.transactions - batchesBefore.transactions).toBeLessThan(calls.length / 2);
     }

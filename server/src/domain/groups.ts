@@ -84,8 +84,8 @@ export class Groups {
     private readonly db: Database,
     private readonly reaper: Reaper,
     private readonly observe: {
-      /** A shared transaction (see changeTogether) took `calls` calls. */
-      onSharedChange?: (calls: number) => void;
+      /** A shared transaction (see changeTogether) took `calls` calls and `seconds` to commit or fail. */
+      onSharedChange?: (calls: number, seconds: number) => void;
       /** A shared read statement (see sharedReads) answered `calls` calls of `method`. */
       onSharedRead?: (method: string, calls: number) => void;
     } = {},
@@ -429,9 +429,9 @@ export class Groups {
    * changeMembers, which gives each its own answer or error.
    */
   private async changeTogether(batch: Pending<SingleChange, SingleChangeResult>[]): Promise<void> {
-    this.observe.onSharedChange?.(batch.length);
     let served: Map<Pending<SingleChange, SingleChangeResult>, SingleChangeResult>;
     let alone: Pending<SingleChange, SingleChangeResult>[];
+    const start = performance.now();
     try {
       ({ served, alone } = await underDeadline(earliestOf(batch.map((p) => p.deadline)), () =>
         this.db.transaction((tx) => this.changeTogetherIn(tx, batch)),
@@ -440,6 +440,7 @@ export class Groups {
       served = new Map();
       alone = batch;
     }
+    this.observe.onSharedChange?.(batch.length, (performance.now() - start) / 1000);
     for (const [pending, result] of served) pending.resolve(result);
     await Promise.all(
       alone.map((p) =>

@@ -16,6 +16,8 @@ export class Metrics {
   readonly relayLagSeconds: Histogram;
   /** AddGroupMember/RemoveGroupMember calls served by each shared transaction. */
   readonly memberChangesPerTransaction: Histogram;
+  /** How long each of those shared transactions took, start to commit. */
+  readonly memberChangeTransactionSeconds: Histogram;
   readonly readsPerStatement: Histogram<"method">;
 
   constructor(sources: MetricSources) {
@@ -49,6 +51,12 @@ export class Metrics {
       name: "groups_member_changes_per_transaction",
       help: "AddGroupMember and RemoveGroupMember calls served together by one transaction (group commit)",
       buckets: [1, 2, 4, 8, 16, 32, 64],
+      registers,
+    });
+    this.memberChangeTransactionSeconds = new Histogram({
+      name: "groups_member_change_transaction_seconds",
+      help: "Time each shared AddGroupMember/RemoveGroupMember transaction took, from its start to its commit",
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
     });
     this.readsPerStatement = new Histogram({
