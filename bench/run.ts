@@ -174,6 +174,9 @@ function line(label: string, r: RunResult, extra = ""): string {
     (r.db
       ? `  per item: ${r.db.statements} stmts, ${r.db.rowsRead} rows read, ${r.db.pageReads} pages (${r.db.diskReads} from disk), ${r.db.fsyncs} fsyncs, ${r.db.pagesFlushed} flushed`
       : "") +
+    (r.groupCommit
+      ? `  group commit: ${r.groupCommit.callsPerTransaction} calls per transaction of ${r.groupCommit.msPerTransaction} ms`
+      : "") +
     (r.errors ? `  ERRORS ${r.errors}: ${Object.keys(r.errorSamples)[0]}` : "") +
     extra
   );

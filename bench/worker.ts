@@ -7,6 +7,7 @@
 import { closedLoop, openLoop, type Measurement } from "./lib/measure.js";
 import { OpContext, type Door, type OpName, type WorkerInit } from "./lib/ops.js";
 import { DbWorkMeter, type DbWork } from "./lib/db-work.js";
+import { groupCommitWindow, type GroupCommit } from "./lib/group-commit.js";
 import { cpuWindow, type CpuShares, type Pids } from "./lib/proc.js";
 
 export interface RunSpec {
@@ -27,6 +28,8 @@ export type RunResult = Measurement & {
   cpu: CpuShares;
   /** MariaDB's work per item during the measured window (absent if nothing completed). */
   db?: DbWork;
+  /** The service's shared member-change transactions in the window (absent if none ran). */
+  groupCommit?: GroupCommit;
   offeredPerSecond?: number;
   skipped?: number;
 };
@@ -41,14 +44,24 @@ export type WorkerRequest =
 let ctx: OpContext | undefined;
 let dbWork: DbWorkMeter | undefined;
 
-/** Starts a case's measured window: each process's CPU and MariaDB's counters; the returned function ends both. */
+/**
+ * Starts a case's measured window: each process's CPU, MariaDB's counters and
+ * the service's group-commit metrics; the returned function ends all three.
+ */
 function measuredWindow(pids: Pids) {
   const endCpu = cpuWindow(pids);
   // The counters explain the figures; a case does not fail for want of them.
   const endDb = dbWork!.start().catch(() => async () => undefined);
-  return async (items: number): Promise<{ cpu: CpuShares; db?: DbWork }> => {
+  const endGroupCommit = groupCommitWindow(ctx!.init.httpUrl).catch(() => async () => undefined);
+  return async (
+    m: Measurement,
+  ): Promise<{ cpu: CpuShares; db?: DbWork; groupCommit?: GroupCommit }> => {
     const cpu = endCpu();
-    return { cpu, db: await (await endDb)(items).catch(() => undefined) };
+    const [db, groupCommit] = await Promise.all([
+      (await endDb)(m.items).catch(() => undefined),
+      (await endGroupCommit)(m.seconds).catch(() => undefined),
+    ]);
+    return { cpu, db, groupCommit };
   };
 }
 
@@ -86,8 +99,8 @@ async function handle(req: WorkerRequest): Promise<unknown> {
               })
             : await closedLoop(op, s);
         clearTimeout(timer);
-        const { cpu, db } = end ? await end(m.items) : { cpu: cpuWindow(pids)(), db: undefined };
-        return { ...m, cpu, db } satisfies RunResult;
+        const window = end ? await end(m) : { cpu: cpuWindow(pids)() };
+        return { ...m, ...window } satisfies RunResult;
       } finally {
         clearTimeout(timer);
         await close();

@@ -124,6 +124,31 @@ export function renderResults(r: BenchResults): string {
       }),
     );
   }
+  const commitRows = r.cases.filter((c) => c.groupCommit);
+  if (commitRows.length) {
+    push(
+      "",
+      "#### Where a single add's or remove's time went (group commit)",
+      "",
+      "From the service's own metrics over the measured window (`groups_member_changes_per_transaction`, " +
+        "`groups_member_change_transaction_seconds`): the shared transactions that served the calls, " +
+        "how many calls each took and how long each ran, start to commit. The rest of a call's mean " +
+        "latency was spent outside its transaction: in the front door both ways, the network, and the " +
+        "load generator. The last two columns are the server's and the load generator's CPU for one " +
+        "transaction's worth of calls: when calls per transaction is close to the calls in flight, " +
+        "every caller is in the same transaction and the callers move in lock step, so that CPU is " +
+        "spent one after the other with the transaction, not beside it.",
+      "",
+      "| Case | In flight | Calls/s | Transactions/s | Calls per transaction | Transaction ms | Call mean ms | Rest of the call ms | Server CPU ms per transaction's calls | Load generator CPU ms per transaction's calls |",
+      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+      ...commitRows.map((c) => {
+        const g = c.groupCommit!;
+        const perTransaction = (cores: number) =>
+          (cpuMsPer(cores, c, c.ok) * g.callsPerTransaction).toFixed(2);
+        return `| ${caseName(c)} | ${c.concurrency} | ${n0(c.perSecond)} | ${n0(g.transactionsPerSecond)} | ${g.callsPerTransaction} | ${g.msPerTransaction} | ${ms(c.latency.meanMs)} | ${ms(c.latency.meanMs - g.msPerTransaction)} | ${perTransaction(c.cpu.server)} | ${perTransaction(c.cpu.loadgen)} |`;
+      }),
+    );
+  }
   push("", "#### Event relay", "");
   for (const l of r.relay.latency) {
     push(
