@@ -443,7 +443,7 @@ try {
   const notes: string[] = [];
   if (finalInfo.pairWraps > 0)
     notes.push(
-      `${finalInfo.pairWraps} (group, membership) pairs were handed out twice (the data set is too small for the run), so some adds/removes were idempotent no-ops.`,
+      `A group ran out of fresh (group, membership) pairs and started over ${finalInfo.pairWraps} time(s) (the data set is too small for the run), so some adds/removes were idempotent no-ops.`,
     );
   const partial: Omit<BenchResults, "targets"> = {
     name: cfg.name,
@@ -467,6 +467,7 @@ try {
       peakRssMb: round(peakRssMb, 1),
       soak,
     },
+    pairWraps: finalInfo.pairWraps,
     notes,
   };
   const final: BenchResults = { ...partial, targets: evaluateTargets(partial) };

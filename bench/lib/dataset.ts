@@ -31,7 +31,10 @@ export function datasetFor(scale: number): Dataset {
   );
   const stride = groups / groupsPerMember;
   return {
-    memberships: Math.max(2 * stride, Math.round(100_000 * scale)),
+    // At least 10,000: at the smoke's scale the hot group then has thousands of non-members,
+    // more than its raw baseline and service case add in a smoke, however fast the machine
+    // (with 2,000 it ran out, and the service's adds became no-ops).
+    memberships: Math.max(2 * stride, Math.round(100_000 * scale), 10_000),
     groups,
     groupsPerMember,
     bigGroupMembers: Math.max(200, Math.round(1_000_000 * scale)),

@@ -100,5 +100,7 @@ export interface BenchResults {
   relay: { latency: RelayLatencyResult[]; backlog?: BacklogResult };
   memory: MemoryResult;
   targets: TargetResult[];
+  /** Times a group ran out of fresh (group, membership) pairs and started over (see PairAllocator). */
+  pairWraps: number;
   notes: string[];
 }

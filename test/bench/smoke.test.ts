@@ -37,6 +37,8 @@ describe("benchmark smoke", () => {
     const r = JSON.parse(readFileSync(out, "utf8")) as BenchResults;
     const expected = buildPlan([16], []).map((c) => c.key);
     expect(r.cases.map((c) => c.key).sort()).toEqual([...expected].sort());
+    // Every add and remove changed something: no group ran out of fresh pairs.
+    expect(r.pairWraps, r.notes.join(" ")).toBe(0);
     for (const c of r.cases) {
       expect(
         c.ok,
