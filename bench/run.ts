@@ -174,8 +174,8 @@ function line(label: string, r: RunResult, extra = ""): string {
     (r.db
       ? `  per item: ${r.db.statements} stmts, ${r.db.rowsRead} rows read, ${r.db.pageReads} pages (${r.db.diskReads} from disk), ${r.db.fsyncs} fsyncs, ${r.db.pagesFlushed} flushed`
       : "") +
-    (r.groupCommit
-      ? `  group commit: ${r.groupCommit.callsPerTransaction} calls per transaction of ${r.groupCommit.msPerTransaction} ms`
+    (r.shared
+      ? `  shared: ${r.shared.callsPerUnit} calls per ${r.shared.unit} of ${r.shared.msPerUnit} ms`
       : "") +
     (r.errors ? `  ERRORS ${r.errors}: ${Object.keys(r.errorSamples)[0]}` : "") +
     extra

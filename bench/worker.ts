@@ -7,7 +7,7 @@
 import { closedLoop, openLoop, type Measurement } from "./lib/measure.js";
 import { OpContext, type Door, type OpName, type WorkerInit } from "./lib/ops.js";
 import { DbWorkMeter, type DbWork } from "./lib/db-work.js";
-import { groupCommitWindow, type GroupCommit } from "./lib/group-commit.js";
+import { sharedWorkWindow, type SharedWork } from "./lib/shared-work.js";
 import { cpuWindow, type CpuShares, type Pids } from "./lib/proc.js";
 
 export interface RunSpec {
@@ -28,8 +28,8 @@ export type RunResult = Measurement & {
   cpu: CpuShares;
   /** MariaDB's work per item during the measured window (absent if nothing completed). */
   db?: DbWork;
-  /** The service's shared member-change transactions in the window (absent if none ran). */
-  groupCommit?: GroupCommit;
+  /** The service's shared transactions or statements in the window (absent if none ran). */
+  shared?: SharedWork;
   offeredPerSecond?: number;
   skipped?: number;
 };
@@ -46,22 +46,20 @@ let dbWork: DbWorkMeter | undefined;
 
 /**
  * Starts a case's measured window: each process's CPU, MariaDB's counters and
- * the service's group-commit metrics; the returned function ends all three.
+ * the service's shared-work metrics; the returned function ends all three.
  */
-function measuredWindow(pids: Pids) {
+function measuredWindow(pids: Pids, op: OpName) {
   const endCpu = cpuWindow(pids);
   // The counters explain the figures; a case does not fail for want of them.
   const endDb = dbWork!.start().catch(() => async () => undefined);
-  const endGroupCommit = groupCommitWindow(ctx!.init.httpUrl).catch(() => async () => undefined);
-  return async (
-    m: Measurement,
-  ): Promise<{ cpu: CpuShares; db?: DbWork; groupCommit?: GroupCommit }> => {
+  const endShared = sharedWorkWindow(ctx!.init.httpUrl, op).catch(() => async () => undefined);
+  return async (m: Measurement): Promise<{ cpu: CpuShares; db?: DbWork; shared?: SharedWork }> => {
     const cpu = endCpu();
-    const [db, groupCommit] = await Promise.all([
+    const [db, shared] = await Promise.all([
       (await endDb)(m.items).catch(() => undefined),
-      (await endGroupCommit)(m.seconds).catch(() => undefined),
+      (await endShared)(m.seconds).catch(() => undefined),
     ]);
-    return { cpu, db, groupCommit };
+    return { cpu, db, shared };
   };
 }
 
@@ -87,7 +85,7 @@ async function handle(req: WorkerRequest): Promise<unknown> {
       });
       let end: ReturnType<typeof measuredWindow> | undefined;
       const pids = { ...s.pids, loadgen: process.pid };
-      const timer = setTimeout(() => (end = measuredWindow(pids)), s.warmupSeconds * 1000);
+      const timer = setTimeout(() => (end = measuredWindow(pids, s.op)), s.warmupSeconds * 1000);
       try {
         const m =
           s.rate !== undefined

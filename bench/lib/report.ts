@@ -124,28 +124,30 @@ export function renderResults(r: BenchResults): string {
       }),
     );
   }
-  const commitRows = r.cases.filter((c) => c.groupCommit);
-  if (commitRows.length) {
+  const sharedRows = r.cases.filter((c) => c.shared);
+  if (sharedRows.length) {
     push(
       "",
-      "#### Where a single add's or remove's time went (group commit)",
+      "#### Where a shared call's time went (group commit and shared reads)",
       "",
-      "From the service's own metrics over the measured window (`groups_member_changes_per_transaction`, " +
-        "`groups_member_change_transaction_seconds`): the shared transactions that served the calls, " +
-        "how many calls each took and how long each ran, start to commit. The rest of a call's mean " +
-        "latency was spent outside its transaction: in the front door both ways, the network, and the " +
-        "load generator. The last two columns are the server's and the load generator's CPU for one " +
-        "transaction's worth of calls: when calls per transaction is close to the calls in flight, " +
-        "every caller is in the same transaction and the callers move in lock step, so that CPU is " +
-        "spent one after the other with the transaction, not beside it.",
+      "From the service's own metrics over the measured window: for single adds and removes the " +
+        "shared transactions that served them (`groups_member_changes_per_transaction`, " +
+        "`groups_member_change_transaction_seconds`, start to commit), for CheckGroupMembership and " +
+        "ListGroupsForOrganizationMembership the shared statements that answered them " +
+        "(`groups_reads_per_statement`, `groups_read_statement_seconds`, sent to answered): how many " +
+        "calls each took and how long each ran. The rest of a call's mean latency was spent outside " +
+        "its transaction or statement: in the front door both ways, the network, and the load " +
+        "generator. The last two columns are the server's and the load generator's CPU for one " +
+        "transaction's or statement's worth of calls: when calls per transaction is close to the " +
+        "calls in flight, every caller is in the same transaction and the callers move in lock " +
+        "step, so that CPU is spent one after the other with the transaction, not beside it.",
       "",
-      "| Case | In flight | Calls/s | Transactions/s | Calls per transaction | Transaction ms | Call mean ms | Rest of the call ms | Server CPU ms per transaction's calls | Load generator CPU ms per transaction's calls |",
-      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-      ...commitRows.map((c) => {
-        const g = c.groupCommit!;
-        const perTransaction = (cores: number) =>
-          (cpuMsPer(cores, c, c.ok) * g.callsPerTransaction).toFixed(2);
-        return `| ${caseName(c)} | ${c.concurrency} | ${n0(c.perSecond)} | ${n0(g.transactionsPerSecond)} | ${g.callsPerTransaction} | ${g.msPerTransaction} | ${ms(c.latency.meanMs)} | ${ms(c.latency.meanMs - g.msPerTransaction)} | ${perTransaction(c.cpu.server)} | ${perTransaction(c.cpu.loadgen)} |`;
+      "| Case | In flight | Calls/s | Shared by | Per second | Calls each | Each ms | Call mean ms | Rest of the call ms | Server CPU ms per unit's calls | Load generator CPU ms per unit's calls |",
+      "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+      ...sharedRows.map((c) => {
+        const w = c.shared!;
+        const perUnit = (cores: number) => (cpuMsPer(cores, c, c.ok) * w.callsPerUnit).toFixed(2);
+        return `| ${caseName(c)} | ${c.concurrency} | ${n0(c.perSecond)} | ${w.unit} | ${n0(w.unitsPerSecond)} | ${w.callsPerUnit} | ${w.msPerUnit} | ${ms(c.latency.meanMs)} | ${ms(c.latency.meanMs - w.msPerUnit)} | ${perUnit(c.cpu.server)} | ${perUnit(c.cpu.loadgen)} |`;
       }),
     );
   }

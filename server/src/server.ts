@@ -124,7 +124,10 @@ export async function startServer(
             metrics.memberChangesPerTransaction.observe(calls);
             metrics.memberChangeTransactionSeconds.observe(seconds);
           },
-          onSharedRead: (method, calls) => metrics.readsPerStatement.observe({ method }, calls),
+          onSharedRead: (method, calls, seconds) => {
+            metrics.readsPerStatement.observe({ method }, calls);
+            metrics.readStatementSeconds.observe({ method }, seconds);
+          },
         }),
       ) as never,
     },

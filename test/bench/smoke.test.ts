@@ -62,18 +62,29 @@ describe("benchmark smoke", () => {
     expect(check.db?.rowsRead).toBeGreaterThan(0);
     expect(check.db?.pageReads).toBeGreaterThan(0);
     expect(renderResults(r)).toMatch(/\| mysql2 raw\.twoInsertTx \| [\d.]+ \| [\d.]+ \| /);
-    // The service's group-commit metrics: every single add or remove ran in a shared transaction
-    // that took real time; no other case ran one.
-    const singleChange = (c: (typeof r.cases)[number]) =>
-      c.kind === "service" && /^(AddGroupMember|RemoveGroupMember)/.test(c.op);
-    for (const c of r.cases.filter(singleChange)) {
-      expect(c.groupCommit?.callsPerTransaction, c.key).toBeGreaterThanOrEqual(1);
-      expect(c.groupCommit?.msPerTransaction, c.key).toBeGreaterThan(0);
+    // The service's shared-work metrics: every single add or remove ran in a shared transaction,
+    // every check and group list in a shared statement, each taking real time; no other case
+    // reports one.
+    const sharedBy = (c: (typeof r.cases)[number]) =>
+      c.kind !== "service"
+        ? undefined
+        : /^(AddGroupMember|RemoveGroupMember)/.test(c.op)
+          ? "transaction"
+          : /^(CheckGroupMembership|ListGroupsForOrganizationMembership)$/.test(c.op)
+            ? "statement"
+            : undefined;
+    for (const c of r.cases) {
+      const unit = sharedBy(c);
+      expect(c.shared?.unit, c.key).toBe(unit);
+      if (!unit) continue;
+      expect(c.shared?.callsPerUnit, c.key).toBeGreaterThanOrEqual(1);
+      expect(c.shared?.msPerUnit, c.key).toBeGreaterThan(0);
     }
-    for (const c of r.cases.filter((c) => !singleChange(c)))
-      expect(c.groupCommit, c.key).toBeUndefined();
     expect(renderResults(r)).toMatch(
-      /\| gRPC AddGroupMember\.hot \| 16 \| [\d,]+ \| [\d,]+ \| [\d.]+ \| /,
+      /\| gRPC AddGroupMember\.hot \| 16 \| [\d,]+ \| transaction \| [\d,]+ \| [\d.]+ \| /,
+    );
+    expect(renderResults(r)).toMatch(
+      /\| gRPC CheckGroupMembership \| 16 \| [\d,]+ \| statement \| [\d,]+ \| [\d.]+ \| /,
     );
     // A reference run again next to a target's case is the one that case's ratio uses.
     const neighbours = r.cases.filter((c) => c.nextTo);

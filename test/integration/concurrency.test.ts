@@ -556,8 +556,8 @@ describe("concurrent writers", () => {
 });
 
 describe("concurrent readers", () => {
-  /** The shared-read metric: calls of `method` and the statements that answered them. */
-  async function sharedReads(method: string): Promise<{ calls: number; statements: number }> {
+  /** The shared-read metrics: calls of `method`, the statements that answered them, and their timings. */
+  async function sharedReads(method: string) {
     const text = await (await fetch(`${t.httpUrl}/metrics`)).text();
     const value = (name: string) =>
       Number(
@@ -566,6 +566,8 @@ describe("concurrent readers", () => {
     return {
       calls: value("groups_reads_per_statement_sum") || 0,
       statements: value("groups_reads_per_statement_count") || 0,
+      timed: value("groups_read_statement_seconds_count") || 0,
+      seconds: value("groups_read_statement_seconds_sum") || 0,
     };
   }
 
@@ -684,6 +686,11 @@ describe("concurrent readers", () => {
     const m1 = await metrics();
     expect(m1.check.statements - m0.check.statements).toBe(checks);
     expect(m1.list.statements - m0.list.statements).toBe(lists);
+    // Every statement was timed, and the timings add up to real time.
+    for (const kind of ["check", "list"] as const) {
+      expect(m1[kind].timed - m0[kind].timed, kind).toBe(m1[kind].statements - m0[kind].statements);
+      expect(m1[kind].seconds - m0[kind].seconds, kind).toBeGreaterThan(0);
+    }
 
     // Together: every call at once from 32 clients on both doors; each gets the same answer.
     const clients = clientPool(32);

@@ -86,8 +86,8 @@ export class Groups {
     private readonly observe: {
       /** A shared transaction (see changeTogether) took `calls` calls and `seconds` to commit or fail. */
       onSharedChange?: (calls: number, seconds: number) => void;
-      /** A shared read statement (see sharedReads) answered `calls` calls of `method`. */
-      onSharedRead?: (method: string, calls: number) => void;
+      /** A shared read statement (see sharedReads) answered `calls` calls of `method` in `seconds`. */
+      onSharedRead?: (method: string, calls: number, seconds: number) => void;
     } = {},
   ) {
     this.singleChanges = new Combiner((batch) => this.changeTogether(batch), {
@@ -118,12 +118,16 @@ export class Groups {
   ): Combiner<I, O> {
     return new Combiner(
       async (batch) => {
-        this.observe.onSharedRead?.(method, batch.length);
-        const found = await read(
-          this.db.reader,
-          batch.map((p) => p.input),
-        );
-        batch.forEach((p, i) => p.resolve(found[i]));
+        const start = performance.now();
+        try {
+          const found = await read(
+            this.db.reader,
+            batch.map((p) => p.input),
+          );
+          batch.forEach((p, i) => p.resolve(found[i]));
+        } finally {
+          this.observe.onSharedRead?.(method, batch.length, (performance.now() - start) / 1000);
+        }
       },
       {
         maxRunning: SHARED_READS_RUNNING,

@@ -19,6 +19,8 @@ export class Metrics {
   /** How long each of those shared transactions took, start to commit. */
   readonly memberChangeTransactionSeconds: Histogram;
   readonly readsPerStatement: Histogram<"method">;
+  /** How long each of those shared statements took, sent to answered. */
+  readonly readStatementSeconds: Histogram<"method">;
 
   constructor(sources: MetricSources) {
     const registers = [this.registry];
@@ -64,6 +66,13 @@ export class Metrics {
       help: "CheckGroupMembership and ListGroupsForOrganizationMembership calls answered together by one statement",
       labelNames: ["method"],
       buckets: [1, 2, 4, 8, 16],
+      registers,
+    });
+    this.readStatementSeconds = new Histogram({
+      name: "groups_read_statement_seconds",
+      help: "Time each shared CheckGroupMembership/ListGroupsForOrganizationMembership statement took, sent to answered",
+      labelNames: ["method"],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
       registers,
     });
     const pool = (
