@@ -366,9 +366,14 @@ try {
     calls: soakCalls,
     startMb: series[0]?.mb ?? 0,
     endMb: series.at(-1)?.mb ?? 0,
-    minMb: Math.min(...series.map((s) => s.mb)),
-    maxMb: Math.max(...series.map((s) => s.mb)),
-    growth: round(peak(series.slice(half)) / Math.max(1, peak(series.slice(0, half))) - 1, 4),
+    // A soak shorter than the 500 ms sampling has no samples: zeros, as start and end.
+    minMb: series.length ? Math.min(...series.map((s) => s.mb)) : 0,
+    maxMb: peak(series),
+    // Two halves need two samples; with fewer there is nothing to compare.
+    growth:
+      half > 0
+        ? round(peak(series.slice(half)) / Math.max(1, peak(series.slice(0, half))) - 1, 4)
+        : 0,
     series: series.filter((_, i) => i % 2 === 0),
   };
   log(line("soak: mixed", soakCalls, `  RSS ${soak.startMb} → ${soak.endMb} MB`));
