@@ -30,6 +30,17 @@ function throughput(c: CaseResult): string {
   return c.unit === "memberships" ? `${n0(c.itemsPerSecond)} memberships/s (${calls})` : calls;
 }
 
+/** A titled table (with a paragraph before it, if any) as lines of the results section. */
+function tableSection(
+  title: string,
+  intro: string | undefined,
+  header: string,
+  align: string,
+  rows: string[],
+): string[] {
+  return ["", `#### ${title}`, "", ...(intro ? [intro, ""] : []), header, align, ...rows];
+}
+
 /** The generated part of BENCHMARKS.md: what ran, on what, and every figure. */
 export function renderResults(r: BenchResults): string {
   const lines: string[] = [];
@@ -93,62 +104,61 @@ export function renderResults(r: BenchResults): string {
         (c) =>
           `| ${c.label} | ${doorName[c.door]} | ${c.concurrency} | ${throughput(c)} | ${ms(c.latency.p50Ms)} | ${ms(c.latency.p99Ms)} | ${c.cpu.other} |`,
       ),
-    "",
-    "#### Where the CPU went (cores busy on average; 2 cores in all)",
-    "",
-    "| Case | In flight | Server | MariaDB | NATS | Load generator | Others | Machine |",
-    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ...tableSection(
+      "Where the CPU went (cores busy on average; 2 cores in all)",
+      undefined,
+      "| Case | In flight | Server | MariaDB | NATS | Load generator | Others | Machine |",
+      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+      r.cases
+        .filter((c) => c.concurrency === 16)
+        .map(
+          (c) =>
+            `| ${caseName(c)} | ${c.concurrency} | ${c.cpu.server} | ${c.cpu.mariadb} | ${c.cpu.nats} | ${c.cpu.loadgen} | ${c.cpu.other} | ${c.cpu.machine} |`,
+        ),
+    ),
   );
-  const cpuRows = r.cases.filter((c) => c.concurrency === 16 || c.kind === "service");
-  for (const c of cpuRows.filter((c) => c.concurrency === 16)) {
-    push(
-      `| ${caseName(c)} | ${c.concurrency} | ${c.cpu.server} | ${c.cpu.mariadb} | ${c.cpu.nats} | ${c.cpu.loadgen} | ${c.cpu.other} | ${c.cpu.machine} |`,
-    );
-  }
   const dbRows = r.cases.filter((c) => c.concurrency === 16 && c.db && c.door !== "nats");
   if (dbRows.length) {
     push(
-      "",
-      "#### What MariaDB did per call (16 in flight)",
-      "",
-      "MariaDB's status counters over the measured window, per call (per membership for a batch; " +
-        "the counters are named under Method). Server-wide: a service write includes its relay's " +
-        "and reaper's work. MariaDB CPU is its process's CPU per call.",
-      "",
-      "| Case | MariaDB CPU ms | Statements | Rows read | Rows written | Page reads | From disk | Fsyncs | Pages flushed | Lock waits |",
-      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-      ...dbRows.map((c) => {
-        const d = c.db!;
-        const perMembership = c.unit === "memberships" ? " (per membership)" : "";
-        return `| ${caseName(c)}${perMembership} | ${cpuMsPer(c.cpu.mariadb, c, c.items).toFixed(3)} | ${d.statements} | ${d.rowsRead} | ${d.rowsWritten} | ${d.pageReads} | ${d.diskReads} | ${d.fsyncs} | ${d.pagesFlushed ?? "—"} | ${d.lockWaits} |`;
-      }),
+      ...tableSection(
+        "What MariaDB did per call (16 in flight)",
+        "MariaDB's status counters over the measured window, per call (per membership for a batch; " +
+          "the counters are named under Method). Server-wide: a service write includes its relay's " +
+          "and reaper's work. MariaDB CPU is its process's CPU per call.",
+        "| Case | MariaDB CPU ms | Statements | Rows read | Rows written | Page reads | From disk | Fsyncs | Pages flushed | Lock waits |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        dbRows.map((c) => {
+          const d = c.db!;
+          const perMembership = c.unit === "memberships" ? " (per membership)" : "";
+          return `| ${caseName(c)}${perMembership} | ${cpuMsPer(c.cpu.mariadb, c, c.items).toFixed(3)} | ${d.statements} | ${d.rowsRead} | ${d.rowsWritten} | ${d.pageReads} | ${d.diskReads} | ${d.fsyncs} | ${d.pagesFlushed ?? "—"} | ${d.lockWaits} |`;
+        }),
+      ),
     );
   }
   const sharedRows = r.cases.filter((c) => c.shared);
   if (sharedRows.length) {
     push(
-      "",
-      "#### Where a shared call's time went (group commit and shared reads)",
-      "",
-      "From the service's own metrics over the measured window: for single adds and removes the " +
-        "shared transactions that served them (`groups_member_changes_per_transaction`, " +
-        "`groups_member_change_transaction_seconds`, start to commit), for CheckGroupMembership and " +
-        "ListGroupsForOrganizationMembership the shared statements that answered them " +
-        "(`groups_reads_per_statement`, `groups_read_statement_seconds`, sent to answered): how many " +
-        "calls each took and how long each ran. The rest of a call's mean latency was spent outside " +
-        "its transaction or statement: in the front door both ways, the network, and the load " +
-        "generator. The last two columns are the server's and the load generator's CPU for one " +
-        "transaction's or statement's worth of calls: when calls per transaction is close to the " +
-        "calls in flight, every caller is in the same transaction and the callers move in lock " +
-        "step, so that CPU is spent one after the other with the transaction, not beside it.",
-      "",
-      "| Case | In flight | Calls/s | Shared by | Per second | Calls each | Each ms | Call mean ms | Rest of the call ms | Server CPU ms per unit's calls | Load generator CPU ms per unit's calls |",
-      "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-      ...sharedRows.map((c) => {
-        const w = c.shared!;
-        const perUnit = (cores: number) => (cpuMsPer(cores, c, c.ok) * w.callsPerUnit).toFixed(2);
-        return `| ${caseName(c)} | ${c.concurrency} | ${n0(c.perSecond)} | ${w.unit} | ${n0(w.unitsPerSecond)} | ${w.callsPerUnit} | ${w.msPerUnit} | ${ms(c.latency.meanMs)} | ${ms(c.latency.meanMs - w.msPerUnit)} | ${perUnit(c.cpu.server)} | ${perUnit(c.cpu.loadgen)} |`;
-      }),
+      ...tableSection(
+        "Where a shared call's time went (group commit and shared reads)",
+        "From the service's own metrics over the measured window: for single adds and removes the " +
+          "shared transactions that served them (`groups_member_changes_per_transaction`, " +
+          "`groups_member_change_transaction_seconds`, start to commit), for CheckGroupMembership and " +
+          "ListGroupsForOrganizationMembership the shared statements that answered them " +
+          "(`groups_reads_per_statement`, `groups_read_statement_seconds`, sent to answered): how many " +
+          "calls each took and how long each ran. The rest of a call's mean latency was spent outside " +
+          "its transaction or statement: in the front door both ways, the network, and the load " +
+          "generator. The last two columns are the server's and the load generator's CPU for one " +
+          "transaction's or statement's worth of calls: when calls per transaction is close to the " +
+          "calls in flight, every caller is in the same transaction and the callers move in lock " +
+          "step, so that CPU is spent one after the other with the transaction, not beside it.",
+        "| Case | In flight | Calls/s | Shared by | Per second | Calls each | Each ms | Call mean ms | Rest of the call ms | Server CPU ms per unit's calls | Load generator CPU ms per unit's calls |",
+        "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        sharedRows.map((c) => {
+          const w = c.shared!;
+          const perUnit = (cores: number) => (cpuMsPer(cores, c, c.ok) * w.callsPerUnit).toFixed(2);
+          return `| ${caseName(c)} | ${c.concurrency} | ${n0(c.perSecond)} | ${w.unit} | ${n0(w.unitsPerSecond)} | ${w.callsPerUnit} | ${w.msPerUnit} | ${ms(c.latency.meanMs)} | ${ms(c.latency.meanMs - w.msPerUnit)} | ${perUnit(c.cpu.server)} | ${perUnit(c.cpu.loadgen)} |`;
+        }),
+      ),
     );
   }
   push("", "#### Event relay", "");

@@ -47,8 +47,11 @@ function sourceOf(op: OpName): Source | undefined {
 async function totals(httpUrl: string, s: Source) {
   const text = await (await fetch(`${httpUrl}/metrics`)).text();
   const value = (series: string) => {
-    const at = text.indexOf(`\n${series}${s.labels} `);
-    return at < 0 ? 0 : Number(text.slice(at + series.length + s.labels.length + 2).split("\n")[0]);
+    const line = `\n${series}${s.labels} `;
+    const at = text.indexOf(line);
+    if (at < 0) return 0;
+    const end = text.indexOf("\n", at + line.length);
+    return Number(text.slice(at + line.length, end < 0 ? undefined : end));
   };
   return {
     calls: value(`${s.calls}_sum`),
