@@ -1,7 +1,14 @@
 import { GroupsService } from "../../../clients/src/gen/groups/v1/groups_pb.js";
 import type { Groups } from "../domain/groups.js";
 import { listMetadata, pageInput, toGroup, toMembership } from "./convert.js";
-import { organizationScope, type Handlers } from "./pipeline.js";
+import { organizationScope, type CallContext, type Handlers } from "./pipeline.js";
+
+/** The group a member change names, and the organization the caller is confined to. */
+const changeIn = (req: { organizationId: string; groupId: string }, ctx: CallContext) => ({
+  organizationId: req.organizationId,
+  groupId: req.groupId,
+  within: organizationScope(ctx),
+});
 
 /** groups.v1.GroupsService: decode → domain → shape. No rules here. */
 export function groupsHandlers(groups: Groups): Handlers<typeof GroupsService> {
@@ -38,18 +45,14 @@ export function groupsHandlers(groups: Groups): Handlers<typeof GroupsService> {
     },
     async addGroupMember(req, ctx) {
       const { group, added } = await groups.addMember({
-        organizationId: req.organizationId,
-        groupId: req.groupId,
-        within: organizationScope(ctx),
+        ...changeIn(req, ctx),
         membershipId: req.organizationMembershipId,
       });
       return { group: toGroup(group), added };
     },
     async removeGroupMember(req, ctx) {
       const { group, removed } = await groups.removeMember({
-        organizationId: req.organizationId,
-        groupId: req.groupId,
-        within: organizationScope(ctx),
+        ...changeIn(req, ctx),
         membershipId: req.organizationMembershipId,
         allowMissing: req.allowMissing,
       });
@@ -76,9 +79,7 @@ export function groupsHandlers(groups: Groups): Handlers<typeof GroupsService> {
     },
     async batchAddGroupMembers(req, ctx) {
       const { group, results } = await groups.batchAdd({
-        organizationId: req.organizationId,
-        groupId: req.groupId,
-        within: organizationScope(ctx),
+        ...changeIn(req, ctx),
         membershipIds: req.organizationMembershipIds,
       });
       return {
@@ -91,9 +92,7 @@ export function groupsHandlers(groups: Groups): Handlers<typeof GroupsService> {
     },
     async batchRemoveGroupMembers(req, ctx) {
       const { group, results } = await groups.batchRemove({
-        organizationId: req.organizationId,
-        groupId: req.groupId,
-        within: organizationScope(ctx),
+        ...changeIn(req, ctx),
         membershipIds: req.organizationMembershipIds,
       });
       return {
