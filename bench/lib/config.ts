@@ -11,8 +11,9 @@
  *   BENCH_RELAY_RATE     offered writes per second in that run                  default 1000
  *   BENCH_BACKLOG_EVENTS events written while NATS is unreachable, then drained default 100000, smoke 1000
  *   BENCH_ONLY           comma-separated substrings: run only matching cases (debugging)
- *   BENCH_NAME           results name: bench/results/<name>.json            default bench, smoke "smoke"
- *                        (the smoke writes bench/results/smoke.tmp, git-ignored)
+ *   BENCH_NAME           results name: bench/results/<name>.json            default bench, smoke "smoke",
+ *                        a cut-down run "partial" (the smoke and a cut-down run write
+ *                        bench/results/<name>.tmp, git-ignored)
  *   BENCH_OUT            results file path (overrides BENCH_NAME's)
  *   BENCH_MARKDOWN       1/0: rewrite the results section of BENCHMARKS.md   default 1 for "bench", else 0
  *   BENCH_GRPC_CLIENT    grpc-js (default) or connect: the load generator's gRPC client
@@ -24,6 +25,10 @@
  *                        (empty: TCP to 127.0.0.1:3306)                      default empty
  *   BENCH_SERVER_CPU_PROF a directory: profile the server process (a .cpuprofile per server
  *                        process, written at its exit; see bench/lib/cpu-profile.cjs)
+ *
+ * A cut-down run is one with BENCH_ONLY or any data size, time, rate or
+ * concurrency setting above: profiling and A/B runs are that, and they must
+ * not overwrite the full suite's results or BENCHMARKS.md.
  */
 export interface BenchConfig {
   name: string;
@@ -60,12 +65,26 @@ function num(name: string, fallback: number, env: NodeJS.ProcessEnv): number {
   return v;
 }
 
+/** Settings that make a run cut down rather than the full suite. */
+const CUT_DOWN_BY = [
+  "BENCH_ONLY",
+  "BENCH_SCALE",
+  "BENCH_SECONDS",
+  "BENCH_WARMUP_SECONDS",
+  "BENCH_CONCURRENCY",
+  "BENCH_SOAK_SECONDS",
+  "BENCH_RELAY_SECONDS",
+  "BENCH_RELAY_RATE",
+  "BENCH_BACKLOG_EVENTS",
+];
+
 export function loadBenchConfig(
   argv: string[] = process.argv.slice(2),
   env: NodeJS.ProcessEnv = process.env,
 ): BenchConfig {
   const smoke = argv.includes("--smoke");
-  const name = env.BENCH_NAME?.trim() || (smoke ? "smoke" : "bench");
+  const cutDown = !smoke && CUT_DOWN_BY.some((key) => env[key]?.trim());
+  const name = env.BENCH_NAME?.trim() || (smoke ? "smoke" : cutDown ? "partial" : "bench");
   if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new Error(`BENCH_NAME: letters, digits, _ . - only`);
   const concurrency = (env.BENCH_CONCURRENCY ?? (smoke ? "16" : "1,16,64"))
     .split(",")
@@ -95,8 +114,10 @@ export function loadBenchConfig(
       .split(",")
       .map((s) => s.trim())
       .filter(Boolean),
-    // The smoke's figures are throwaway: *.tmp is git-ignored.
-    out: env.BENCH_OUT?.trim() || `bench/results/${name}${smoke ? ".tmp" : ".json"}`,
+    // The smoke's and a cut-down run's figures are throwaway: *.tmp is git-ignored.
+    out:
+      env.BENCH_OUT?.trim() ||
+      `bench/results/${name}${smoke || name === "partial" ? ".tmp" : ".json"}`,
     markdown: env.BENCH_MARKDOWN ? env.BENCH_MARKDOWN === "1" : name === "bench" && !smoke,
     grpcClient: client,
     serverCpuProfDir: env.BENCH_SERVER_CPU_PROF?.trim() || undefined,

@@ -1,0 +1,48 @@
+import { describe, expect, it } from "vitest";
+import { loadBenchConfig } from "../../bench/lib/config.js";
+
+/** Where a run's results go and whether it rewrites BENCHMARKS.md, by how it was started. */
+const output = (argv: string[], env: Record<string, string>) => {
+  const cfg = loadBenchConfig(argv, env);
+  return { out: cfg.out, markdown: cfg.markdown };
+};
+
+describe("bench results destination", () => {
+  it("the full suite writes bench.json and BENCHMARKS.md", () => {
+    expect(output([], {})).toEqual({ out: "bench/results/bench.json", markdown: true });
+  });
+
+  it("a cut-down run (profiling, A/B) writes a git-ignored file and leaves BENCHMARKS.md alone", () => {
+    for (const env of <Record<string, string>[]>[
+      { BENCH_ONLY: "grpc Health" },
+      { BENCH_SCALE: "0.1" },
+      { BENCH_SECONDS: "10" },
+      { BENCH_CONCURRENCY: "16" },
+      { BENCH_SOAK_SECONDS: "0.1" },
+    ]) {
+      expect(output([], env), JSON.stringify(env)).toEqual({
+        out: "bench/results/partial.tmp",
+        markdown: false,
+      });
+    }
+  });
+
+  it("a named run keeps its name, cut down or not, and rewrites BENCHMARKS.md only when asked", () => {
+    expect(output([], { BENCH_NAME: "run-abc" })).toEqual({
+      out: "bench/results/run-abc.json",
+      markdown: false,
+    });
+    expect(output([], { BENCH_NAME: "run-abc", BENCH_SCALE: "0.1" })).toEqual({
+      out: "bench/results/run-abc.json",
+      markdown: false,
+    });
+    expect(output([], { BENCH_ONLY: "grpc Health", BENCH_MARKDOWN: "1" })).toEqual({
+      out: "bench/results/partial.tmp",
+      markdown: true,
+    });
+  });
+
+  it("the smoke writes smoke.tmp", () => {
+    expect(output(["--smoke"], {})).toEqual({ out: "bench/results/smoke.tmp", markdown: false });
+  });
+});
