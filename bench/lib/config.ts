@@ -12,7 +12,7 @@
  *   BENCH_BACKLOG_EVENTS events written while NATS is unreachable, then drained default 100000, smoke 1000
  *   BENCH_ONLY           comma-separated substrings: run only matching cases (debugging)
  *   BENCH_NAME           results name: bench/results/<name>.json            default bench, smoke "smoke",
- *                        a cut-down run "partial" (the smoke and a cut-down run write
+ *                        a trial run "trial" (the smoke and an unnamed trial run write
  *                        bench/results/<name>.tmp, git-ignored)
  *   BENCH_OUT            results file path (overrides BENCH_NAME's)
  *   BENCH_MARKDOWN       1/0: rewrite the results section of BENCHMARKS.md   default 1 for "bench", else 0
@@ -26,9 +26,10 @@
  *   BENCH_SERVER_CPU_PROF a directory: profile the server process (a .cpuprofile per server
  *                        process, written at its exit; see bench/lib/cpu-profile.cjs)
  *
- * A cut-down run is one with BENCH_ONLY or any data size, time, rate or
- * concurrency setting above: profiling and A/B runs are that, and they must
- * not overwrite the full suite's results or BENCHMARKS.md.
+ * A trial run is one given any setting above but those that name or place its
+ * results (see LABELS): cut down, profiled or otherwise varied, its figures
+ * are not the suite's, so unless named it must not overwrite the suite's
+ * results or BENCHMARKS.md. New settings count without being listed.
  */
 export interface BenchConfig {
   name: string;
@@ -65,26 +66,27 @@ function num(name: string, fallback: number, env: NodeJS.ProcessEnv): number {
   return v;
 }
 
-/** Settings that make a run cut down rather than the full suite. */
-const CUT_DOWN_BY = [
-  "BENCH_ONLY",
-  "BENCH_SCALE",
-  "BENCH_SECONDS",
-  "BENCH_WARMUP_SECONDS",
-  "BENCH_CONCURRENCY",
-  "BENCH_SOAK_SECONDS",
-  "BENCH_RELAY_SECONDS",
-  "BENCH_RELAY_RATE",
-  "BENCH_BACKLOG_EVENTS",
-];
+/** Settings that name, place or label a run's results without changing its figures. */
+const LABELS = new Set([
+  "BENCH_NAME",
+  "BENCH_OUT",
+  "BENCH_MARKDOWN",
+  "BENCH_GIT_COMMIT",
+  "BENCH_DRAIN_TIMEOUT_SECONDS",
+]);
+
+/** Whether `env` varies the suite (see "A trial run" above). */
+const isTrial = (env: NodeJS.ProcessEnv) =>
+  Object.keys(env).some((key) => key.startsWith("BENCH_") && !LABELS.has(key));
 
 export function loadBenchConfig(
   argv: string[] = process.argv.slice(2),
   env: NodeJS.ProcessEnv = process.env,
 ): BenchConfig {
   const smoke = argv.includes("--smoke");
-  const cutDown = !smoke && CUT_DOWN_BY.some((key) => env[key]?.trim());
-  const name = env.BENCH_NAME?.trim() || (smoke ? "smoke" : cutDown ? "partial" : "bench");
+  const named = env.BENCH_NAME?.trim();
+  const trial = !smoke && !named && isTrial(env);
+  const name = named || (smoke ? "smoke" : trial ? "trial" : "bench");
   if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new Error(`BENCH_NAME: letters, digits, _ . - only`);
   const concurrency = (env.BENCH_CONCURRENCY ?? (smoke ? "16" : "1,16,64"))
     .split(",")
@@ -114,10 +116,8 @@ export function loadBenchConfig(
       .split(",")
       .map((s) => s.trim())
       .filter(Boolean),
-    // The smoke's and a cut-down run's figures are throwaway: *.tmp is git-ignored.
-    out:
-      env.BENCH_OUT?.trim() ||
-      `bench/results/${name}${smoke || name === "partial" ? ".tmp" : ".json"}`,
+    // The smoke's and an unnamed trial's figures are throwaway: *.tmp is git-ignored.
+    out: env.BENCH_OUT?.trim() || `bench/results/${name}${smoke || trial ? ".tmp" : ".json"}`,
     markdown: env.BENCH_MARKDOWN ? env.BENCH_MARKDOWN === "1" : name === "bench" && !smoke,
     grpcClient: client,
     serverCpuProfDir: env.BENCH_SERVER_CPU_PROF?.trim() || undefined,

@@ -12,16 +12,19 @@ describe("bench results destination", () => {
     expect(output([], {})).toEqual({ out: "bench/results/bench.json", markdown: true });
   });
 
-  it("a cut-down run (profiling, A/B) writes a git-ignored file and leaves BENCHMARKS.md alone", () => {
+  it("a trial run (cut down, profiled, varied) writes a git-ignored file and leaves BENCHMARKS.md alone", () => {
     for (const env of <Record<string, string>[]>[
       { BENCH_ONLY: "grpc Health" },
       { BENCH_SCALE: "0.1" },
       { BENCH_SECONDS: "10" },
       { BENCH_CONCURRENCY: "16" },
       { BENCH_SOAK_SECONDS: "0.1" },
+      { BENCH_SERVER_CPU_PROF: "/tmp/prof" },
+      { BENCH_GRPC_CLIENT: "connect" },
+      { BENCH_SERVER_NODE_OPTIONS: "" },
     ]) {
       expect(output([], env), JSON.stringify(env)).toEqual({
-        out: "bench/results/partial.tmp",
+        out: "bench/results/trial.tmp",
         markdown: false,
       });
     }
@@ -37,7 +40,14 @@ describe("bench results destination", () => {
       markdown: false,
     });
     expect(output([], { BENCH_ONLY: "grpc Health", BENCH_MARKDOWN: "1" })).toEqual({
-      out: "bench/results/partial.tmp",
+      out: "bench/results/trial.tmp",
+      markdown: true,
+    });
+  });
+
+  it("settings that only label or place the results keep it the suite", () => {
+    expect(output([], { BENCH_GIT_COMMIT: "abc", BENCH_DRAIN_TIMEOUT_SECONDS: "300" })).toEqual({
+      out: "bench/results/bench.json",
       markdown: true,
     });
   });
