@@ -30,7 +30,7 @@ import { loadAverage, machineInfo } from "./lib/machine.js";
 import { buildPlan, caseKey, neighbourKey, type CaseDef } from "./lib/plan.js";
 import { cpuSeconds, findPid, memoryMb, type Pids } from "./lib/proc.js";
 import { StreamLatencyProbe, lagBetween, scrapeRelayLag } from "./lib/relay.js";
-import { writeMarkdown } from "./lib/report.js";
+import { sleepsPerCall, writeMarkdown } from "./lib/report.js";
 import type {
   BacklogResult,
   BenchResults,
@@ -171,6 +171,7 @@ function line(label: string, r: RunResult, extra = ""): string {
   return (
     `${label.padEnd(58)} ${String(Math.round(r.perSecond)).padStart(6)}/s${items}  p50 ${r.latency.p50Ms.toFixed(2)}  p99 ${r.latency.p99Ms.toFixed(2)} ms` +
     `  cpu srv ${r.cpu.server} db ${r.cpu.mariadb} lg ${r.cpu.loadgen} other ${r.cpu.other}` +
+    `  sleeps/call srv/db/nats/lg ${sleepsPerCall(r)}` +
     (r.db
       ? `  per item: ${r.db.statements} stmts, ${r.db.rowsRead} rows read, ${r.db.pageReads} pages (${r.db.diskReads} from disk), ${r.db.fsyncs} fsyncs, ${r.db.pagesFlushed} flushed`
       : "") +

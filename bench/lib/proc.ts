@@ -25,6 +25,31 @@ export function cpuSeconds(pid: number | undefined): number {
   }
 }
 
+/**
+ * How many times a process's threads went to sleep: voluntary context
+ * switches summed over its threads (/proc/PID/task/TID/status), or NaN if it
+ * is gone. Each sleep is a wake-up later, and on a virtual machine a thread
+ * that slept resumes on cold caches (BENCHMARKS.md, "Sleeps per call"); a
+ * thread that exits takes its count with it.
+ */
+export function sleepCount(pid: number | undefined): number {
+  if (!pid) return NaN;
+  let sum = 0;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const status = readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8");
+        sum += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+      } catch {
+        // the thread exited meanwhile
+      }
+    }
+  } catch {
+    return NaN;
+  }
+  return sum;
+}
+
 /** Busy and total CPU seconds of the whole machine (all cores). */
 export function machineCpu(): { busy: number; total: number } {
   const line = readFileSync("/proc/stat", "utf8").split("\n")[0];
@@ -73,35 +98,52 @@ export interface CpuShares {
   other: number;
   /** Whole machine busy, in cores. */
   machine: number;
+  /** Times per second each process's threads went to sleep (see sleepCount); absent in older results. */
+  sleeps?: ProcessRates;
 }
+
+export interface ProcessRates {
+  server: number;
+  mariadb: number;
+  nats: number;
+  loadgen: number;
+}
+
+/** One figure per process. */
+const byRole = (f: (role: keyof ProcessRates) => number): ProcessRates => ({
+  server: f("server"),
+  mariadb: f("mariadb"),
+  nats: f("nats"),
+  loadgen: f("loadgen"),
+});
+
+/** One reading per process of `read` (CPU seconds, sleeps, …). */
+const readAll = (pids: Pids, read: (pid: number | undefined) => number) =>
+  byRole((role) => read(pids[role]));
 
 /** Starts a CPU accounting window; the returned function ends it. */
 export function cpuWindow(pids: Pids): () => CpuShares {
   const t0 = performance.now();
   const m0 = machineCpu();
-  const before = {
-    server: cpuSeconds(pids.server),
-    mariadb: cpuSeconds(pids.mariadb),
-    nats: cpuSeconds(pids.nats),
-    loadgen: cpuSeconds(pids.loadgen),
-  };
+  const cpu0 = readAll(pids, cpuSeconds);
+  const sleeps0 = readAll(pids, sleepCount);
   return () => {
     const wall = (performance.now() - t0) / 1000;
     const m1 = machineCpu();
-    const share = (pid: number | undefined, at: number) => {
-      const d = (cpuSeconds(pid) - at) / wall;
-      return Number.isFinite(d) ? round(d) : 0;
-    };
-    const s = {
-      server: share(pids.server, before.server),
-      mariadb: share(pids.mariadb, before.mariadb),
-      nats: share(pids.nats, before.nats),
-      loadgen: share(pids.loadgen, before.loadgen),
-    };
+    // Per second over the window; 0 for a process that is not there, or whose
+    // exited threads took more than the window added.
+    const perSecond = (now: ProcessRates, before: ProcessRates, digits: number) =>
+      byRole((role) => {
+        const d = (now[role] - before[role]) / wall;
+        return Number.isFinite(d) ? roundTo(Math.max(0, d), digits) : 0;
+      });
+    const s = perSecond(readAll(pids, cpuSeconds), cpu0, 2);
+    const sleeps = perSecond(readAll(pids, sleepCount), sleeps0, 0);
     const machine = round((m1.busy - m0.busy) / wall);
     const ours = s.server + s.mariadb + s.nats + s.loadgen;
-    return { ...s, other: round(Math.max(0, machine - ours)), machine };
+    return { ...s, other: round(Math.max(0, machine - ours)), machine, sleeps };
   };
 }
 
-const round = (x: number) => Math.round(x * 100) / 100;
+const roundTo = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;
+const round = (x: number) => roundTo(x, 2);

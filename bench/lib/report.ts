@@ -25,6 +25,14 @@ const caseName = (c: CaseResult) =>
 const cpuMsPer = (cores: number, c: CaseResult, n: number) =>
   n ? (cores * c.seconds * 1000) / n : 0;
 
+/** Each process's sleeps per call completed (see proc.ts sleepCount), or "—" in older results. */
+export function sleepsPerCall(c: Pick<CaseResult, "cpu" | "perSecond">): string {
+  const sleeps = c.cpu.sleeps;
+  if (!sleeps || !c.perSecond) return "—";
+  const per = (v: number) => (v / c.perSecond).toFixed(1);
+  return `${per(sleeps.server)} / ${per(sleeps.mariadb)} / ${per(sleeps.nats)} / ${per(sleeps.loadgen)}`;
+}
+
 function throughput(c: CaseResult): string {
   const calls = `${n0(c.perSecond)}/s`;
   return c.unit === "memberships" ? `${n0(c.itemsPerSecond)} memberships/s (${calls})` : calls;
@@ -47,6 +55,8 @@ export function renderResults(r: BenchResults): string {
   const push = (...l: string[]) => lines.push(...l);
   const m = r.machine as Record<string, string | number>;
   const load = r.load as Record<string, unknown>;
+  // Runs before the sleep counts were taken render without their column.
+  const withSleeps = r.cases.some((c) => c.cpu.sleeps);
   push(
     `### Run \`${r.name}\` — ${r.startedAt.slice(0, 16).replace("T", " ")} UTC, ${Math.round(r.durationSeconds / 60)} min`,
     "",
@@ -106,14 +116,19 @@ export function renderResults(r: BenchResults): string {
       ),
     ...tableSection(
       "Where the CPU went (cores busy on average; 2 cores in all)",
-      undefined,
-      "| Case | In flight | Server | MariaDB | NATS | Load generator | Others | Machine |",
-      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+      withSleeps
+        ? "Sleeps per call: how often each process's threads went to sleep (voluntary context " +
+            "switches) per call completed, as server / MariaDB / NATS / load generator. Every " +
+            "sleep is a wake-up later, and on this kind of virtual machine a Node.js thread that " +
+            'wakes pays far more than the work it resumes ("Why the remaining targets are not met").'
+        : undefined,
+      `| Case | In flight | Server | MariaDB | NATS | Load generator | Others | Machine |${withSleeps ? " Sleeps per call |" : ""}`,
+      `| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |${withSleeps ? " ---: |" : ""}`,
       r.cases
         .filter((c) => c.concurrency === 16)
         .map(
           (c) =>
-            `| ${caseName(c)} | ${c.concurrency} | ${c.cpu.server} | ${c.cpu.mariadb} | ${c.cpu.nats} | ${c.cpu.loadgen} | ${c.cpu.other} | ${c.cpu.machine} |`,
+            `| ${caseName(c)} | ${c.concurrency} | ${c.cpu.server} | ${c.cpu.mariadb} | ${c.cpu.nats} | ${c.cpu.loadgen} | ${c.cpu.other} | ${c.cpu.machine} |${withSleeps ? ` ${sleepsPerCall(c)} |` : ""}`,
         ),
     ),
   );

@@ -50,6 +50,13 @@ describe("benchmark smoke", () => {
     }
     for (const c of r.cases.filter((c) => c.kind === "service"))
       expect(c.ratios.sameSql, c.key).toBeGreaterThan(0);
+    // Each process's sleeps were counted: the server sleeps between the calls it serves,
+    // MariaDB between the statements the raw baselines send it.
+    for (const c of r.cases) expect(c.cpu.sleeps, c.key).toBeDefined();
+    for (const c of r.cases.filter((c) => c.kind === "service"))
+      expect(c.cpu.sleeps!.server, c.key).toBeGreaterThan(0);
+    for (const c of r.cases.filter((c) => c.door === "mysql2"))
+      expect(c.cpu.sleeps!.mariadb, c.key).toBeGreaterThan(0);
     // MariaDB's counters per call: the raw two-INSERT transaction is four statements writing two rows;
     // every service write writes rows, and a check reads them.
     const twoInsert = r.cases.find((c) => c.op === "raw.twoInsertTx")!;
