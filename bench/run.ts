@@ -27,6 +27,7 @@ import { loadBenchConfig } from "./lib/config.js";
 import { datasetFor, ids, strideOf } from "./lib/dataset.js";
 import { LoadGenerator } from "./lib/loadgen.js";
 import { loadAverage, machineInfo } from "./lib/machine.js";
+import { runResumeProbe } from "./lib/resume-probe.js";
 import { buildPlan, caseKey, neighbourKey, type CaseDef } from "./lib/plan.js";
 import { cpuSeconds, findPid, memoryMb, type Pids } from "./lib/proc.js";
 import { StreamLatencyProbe, lagBetween, scrapeRelayLag } from "./lib/relay.js";
@@ -243,6 +244,16 @@ try {
   pids.loadgen = loadgen.pid;
   const info = await loadgen.info();
   const machine = await machineInfo(db.sql, info.natsVersion);
+  // Before any case, while the machine is otherwise quiet: what a sleep costs a Node.js thread here.
+  const resumeProbe = await runResumeProbe(Math.min(2, cfg.seconds * 0.4));
+  log(
+    `resume probe (echo call, client/server main-thread ms of CPU): ${resumeProbe.settings
+      .map(
+        (s) =>
+          `${s.pauseMs} ms apart ${s.clientMsPerCall.toFixed(2)}/${s.serverMsPerCall.toFixed(2)}`,
+      )
+      .join(", ")}`,
+  );
   log(
     `server pid ${server.pid}, load generator pid ${loadgen.pid}, mariadbd ${pids.mariadb}, nats-server ${pids.nats}`,
   );
@@ -458,6 +469,7 @@ try {
     durationSeconds: round((performance.now() - t0) / 1000, 1),
     config: { ...cfg },
     machine,
+    resumeProbe,
     load: {
       loadAverageAtStart,
       loadAverageAtEnd: loadAverage(),

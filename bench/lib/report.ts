@@ -67,6 +67,16 @@ export function renderResults(r: BenchResults): string {
     `| MariaDB settings | innodb_buffer_pool_size ${m.innodbBufferPoolMb} MB, innodb_flush_log_at_trx_commit=${m.innodbFlushLogAtTrxCommit} (durable), binlog ${m.logBin} |`,
     `| Load generator | separate process, ${r.config.grpcClient === "grpc-js" ? "@grpc/grpc-js" : "connect-node gRPC transport (HTTP/2)"} on GRPC_PORT; Connect JSON over HTTP/1.1 on PORT; plain mysql2 pools; nats.js |`,
     `| Settings | BENCH_SCALE=${r.config.scale}, ${r.config.seconds} s per case after ${r.config.warmupSeconds} s warm-up, in flight ${(r.config.concurrency as number[]).join("/")}, soak ${r.config.soakSeconds} s; server ${r.config.server === "tsx" ? "under tsx" : "compiled (node dist/server/src/main.js)"}${r.config.serverNodeOptions ? `, NODE_OPTIONS=${r.config.serverNodeOptions}` : ""}; MariaDB over ${r.config.databaseSocket ? `its Unix socket (${r.config.databaseSocket}), service and raw baselines alike` : "TCP (127.0.0.1)"} |`,
+    ...(r.resumeProbe
+      ? [
+          `| Resuming after a sleep | a grpc-js echo call at 1 in flight, CPU of the client's / the server's main thread per call: ${r.resumeProbe.settings
+            .map(
+              (s) =>
+                `${s.pauseMs === 0 ? "back to back" : `${s.pauseMs} ms apart`} ${s.clientMsPerCall.toFixed(2)} / ${s.serverMsPerCall.toFixed(2)} ms`,
+            )
+            .join("; ")} (bench/resume-probe.ts) |`,
+        ]
+      : []),
     `| Load from others | load average ${load.loadAverageAtStart} at start, ${load.loadAverageAtEnd} at end; other processes used ${load.otherCoresMean} cores on average during the cases (max ${load.otherCoresMax}) |`,
     "",
     `Seeded in **${r.seed.seconds.toFixed(0)} s**: ${Object.entries(r.seed.rows)

@@ -3,6 +3,7 @@ import type { Dataset } from "./dataset.js";
 import type { LatencySummary } from "./histogram.js";
 import type { CaseDef } from "./plan.js";
 import type { ServerLag } from "./relay.js";
+import type { ResumeProbe } from "./resume-probe.js";
 import type { SeedReport } from "./seed.js";
 
 export type CaseResult = CaseDef &
@@ -93,6 +94,8 @@ export interface BenchResults {
   durationSeconds: number;
   config: Record<string, unknown>;
   machine: Record<string, unknown>;
+  /** What resuming after a sleep costs a Node.js thread on this machine (absent in older results). */
+  resumeProbe?: ResumeProbe;
   load: Record<string, unknown>;
   dataset: Dataset & { deepCursorDepth: number; batchSize: number };
   seed: SeedReport;

@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { buildPlan } from "../../bench/lib/plan.js";
 import { renderResults } from "../../bench/lib/report.js";
+import { RESUME_PAUSES_MS } from "../../bench/lib/resume-probe.js";
 import type { BenchResults } from "../../bench/lib/results.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -50,6 +51,16 @@ describe("benchmark smoke", () => {
     }
     for (const c of r.cases.filter((c) => c.kind === "service"))
       expect(c.ratios.sameSql, c.key).toBeGreaterThan(0);
+    // The resume probe ran every pause and measured both main threads' CPU.
+    expect(r.resumeProbe?.settings.map((s) => s.pauseMs)).toEqual(RESUME_PAUSES_MS);
+    for (const s of r.resumeProbe!.settings) {
+      expect(s.calls, `${s.pauseMs} ms`).toBeGreaterThan(0);
+      expect(s.clientMsPerCall, `${s.pauseMs} ms`).toBeGreaterThan(0);
+      expect(s.serverMsPerCall, `${s.pauseMs} ms`).toBeGreaterThan(0);
+    }
+    expect(renderResults(r)).toMatch(
+      /\| Resuming after a sleep \| .*back to back [\d.]+ \/ [\d.]+ ms/,
+    );
     // Each process's sleeps were counted: the server sleeps between the calls it serves,
     // MariaDB between the statements the raw baselines send it.
     for (const c of r.cases) expect(c.cpu.sleeps, c.key).toBeDefined();

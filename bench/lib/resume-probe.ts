@@ -1,0 +1,44 @@
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+/** bench/resume-probe.ts's answer: main-thread CPU per echo call, by pause between calls. */
+export interface ResumeProbe {
+  /** Measured seconds per setting. */
+  seconds: number;
+  settings: {
+    /** Pause between one call's answer and the next call (0: back to back). */
+    pauseMs: number;
+    calls: number;
+    /** The grpc-js client's main thread, ms of CPU per call. */
+    clientMsPerCall: number;
+    /** The grpc-js echo server's main thread, likewise. */
+    serverMsPerCall: number;
+  }[];
+}
+
+/** The pauses probed: none, about one timer tick, a few milliseconds, and about one round of 16 adds in lock step. */
+export const RESUME_PAUSES_MS = [0, 1, 4, 16];
+
+/** Runs the probe in processes of its own and returns what it measured. */
+export function runResumeProbe(secondsPerSetting: number): Promise<ResumeProbe> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        "bench/resume-probe.ts",
+        String(secondsPerSetting),
+        ...RESUME_PAUSES_MS.map(String),
+      ],
+      { cwd: root, env: { ...process.env, NODE_OPTIONS: "" }, timeout: 120_000 },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`resume probe failed: ${err.message}\n${stderr}`));
+        else resolve(JSON.parse(stdout.trim().split("\n").at(-1)!) as ResumeProbe);
+      },
+    );
+  });
+}
