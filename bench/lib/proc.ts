@@ -26,26 +26,46 @@ export function cpuSeconds(pid: number | undefined): number {
 }
 
 /**
- * How many times a process's threads went to sleep: voluntary context
- * switches summed over its threads (/proc/PID/task/TID/status), or NaN if it
- * is gone. Each sleep is a wake-up later, and on a virtual machine a thread
- * that slept resumes on cold caches (BENCHMARKS.md, "Sleeps per call"); a
- * thread that exits takes its count with it.
+ * How many times each of a process's threads has gone to sleep so far
+ * (voluntary context switches, /proc/PID/task/TID/status), by thread id, or
+ * undefined if the process is gone. Each sleep is a wake-up later, which on
+ * these virtual machines costs a Node.js thread more than the work it
+ * resumes (BENCHMARKS.md, "Resuming after a sleep").
  */
-export function sleepCount(pid: number | undefined): number {
-  if (!pid) return NaN;
-  let sum = 0;
+export function threadSleeps(pid: number | undefined): Map<string, number> | undefined {
+  if (!pid) return undefined;
+  const counts = new Map<string, number>();
   try {
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
       try {
         const status = readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8");
-        sum += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+        counts.set(tid, Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0));
       } catch {
         // the thread exited meanwhile
       }
     }
   } catch {
-    return NaN;
+    return undefined;
+  }
+  return counts;
+}
+
+/**
+ * Sleeps between two readings of threadSleeps: every thread alive at the
+ * second, counted from the first reading or, if it started since, from zero.
+ * A thread that exited in between takes its sleeps with it (the kernel keeps
+ * no per-process total), so this can undercount, never go negative.
+ */
+export function sleepsBetween(
+  before: Map<string, number> | undefined,
+  after: Map<string, number> | undefined,
+): number {
+  if (!before || !after) return NaN;
+  let sum = 0;
+  for (const [tid, n] of after) {
+    const from = before.get(tid) ?? 0;
+    // A lower count is a new thread under a reused id.
+    sum += n >= from ? n - from : n;
   }
   return sum;
 }
@@ -98,7 +118,7 @@ export interface CpuShares {
   other: number;
   /** Whole machine busy, in cores. */
   machine: number;
-  /** Times per second each process's threads went to sleep (see sleepCount); absent in older results. */
+  /** Times per second each process's threads went to sleep (see threadSleeps); absent in older results. */
   sleeps?: ProcessRates;
 }
 
@@ -110,15 +130,15 @@ export interface ProcessRates {
 }
 
 /** One figure per process. */
-const byRole = (f: (role: keyof ProcessRates) => number): ProcessRates => ({
+const byRole = <T>(f: (role: keyof ProcessRates) => T): Record<keyof ProcessRates, T> => ({
   server: f("server"),
   mariadb: f("mariadb"),
   nats: f("nats"),
   loadgen: f("loadgen"),
 });
 
-/** One reading per process of `read` (CPU seconds, sleeps, …). */
-const readAll = (pids: Pids, read: (pid: number | undefined) => number) =>
+/** One reading per process of `read` (CPU seconds, sleeps by thread). */
+const readAll = <T>(pids: Pids, read: (pid: number | undefined) => T) =>
   byRole((role) => read(pids[role]));
 
 /** Starts a CPU accounting window; the returned function ends it. */
@@ -126,19 +146,20 @@ export function cpuWindow(pids: Pids): () => CpuShares {
   const t0 = performance.now();
   const m0 = machineCpu();
   const cpu0 = readAll(pids, cpuSeconds);
-  const sleeps0 = readAll(pids, sleepCount);
+  const sleeps0 = readAll(pids, threadSleeps);
   return () => {
     const wall = (performance.now() - t0) / 1000;
     const m1 = machineCpu();
-    // Per second over the window; 0 for a process that is not there, or whose
-    // exited threads took more than the window added.
-    const perSecond = (now: ProcessRates, before: ProcessRates, digits: number) =>
+    // Per second over the window; 0 for a process that is not there.
+    const perSecond = (delta: (role: keyof ProcessRates) => number, digits: number) =>
       byRole((role) => {
-        const d = (now[role] - before[role]) / wall;
-        return Number.isFinite(d) ? roundTo(Math.max(0, d), digits) : 0;
+        const d = delta(role) / wall;
+        return Number.isFinite(d) ? roundTo(d, digits) : 0;
       });
-    const s = perSecond(readAll(pids, cpuSeconds), cpu0, 2);
-    const sleeps = perSecond(readAll(pids, sleepCount), sleeps0, 0);
+    const cpu1 = readAll(pids, cpuSeconds);
+    const sleeps1 = readAll(pids, threadSleeps);
+    const s = perSecond((role) => cpu1[role] - cpu0[role], 2);
+    const sleeps = perSecond((role) => sleepsBetween(sleeps0[role], sleeps1[role]), 0);
     const machine = round((m1.busy - m0.busy) / wall);
     const ours = s.server + s.mariadb + s.nats + s.loadgen;
     return { ...s, other: round(Math.max(0, machine - ours)), machine, sleeps };

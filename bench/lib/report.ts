@@ -25,7 +25,7 @@ const caseName = (c: CaseResult) =>
 const cpuMsPer = (cores: number, c: CaseResult, n: number) =>
   n ? (cores * c.seconds * 1000) / n : 0;
 
-/** Each process's sleeps per call completed (see proc.ts sleepCount), or "—" in older results. */
+/** Each process's sleeps per call completed (see proc.ts threadSleeps), or "—" in older results. */
 export function sleepsPerCall(c: Pick<CaseResult, "cpu" | "perSecond">): string {
   const sleeps = c.cpu.sleeps;
   if (!sleeps || !c.perSecond) return "—";
