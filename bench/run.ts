@@ -27,11 +27,11 @@ import { loadBenchConfig } from "./lib/config.js";
 import { datasetFor, ids, strideOf } from "./lib/dataset.js";
 import { LoadGenerator } from "./lib/loadgen.js";
 import { loadAverage, machineInfo } from "./lib/machine.js";
-import { runResumeProbe } from "./lib/resume-probe.js";
 import { buildPlan, caseKey, neighbourKey, type CaseDef } from "./lib/plan.js";
 import { cpuSeconds, findPid, memoryMb, type Pids } from "./lib/proc.js";
 import { StreamLatencyProbe, lagBetween, scrapeRelayLag } from "./lib/relay.js";
 import { sleepsPerCall, writeMarkdown } from "./lib/report.js";
+import { describeResumeProbe, runResumeProbe } from "./lib/resume-probe.js";
 import type {
   BacklogResult,
   BenchResults,
@@ -247,12 +247,7 @@ try {
   // Before any case, while the machine is otherwise quiet: what a sleep costs a Node.js thread here.
   const resumeProbe = await runResumeProbe(Math.min(2, cfg.seconds * 0.4));
   log(
-    `resume probe (echo call, client/server main-thread ms of CPU): ${resumeProbe.settings
-      .map(
-        (s) =>
-          `${s.pauseMs} ms apart ${s.clientMsPerCall.toFixed(2)}/${s.serverMsPerCall.toFixed(2)}`,
-      )
-      .join(", ")}`,
+    `resume probe, CPU per echo call of client / server main thread: ${describeResumeProbe(resumeProbe)}`,
   );
   log(
     `server pid ${server.pid}, load generator pid ${loadgen.pid}, mariadbd ${pids.mariadb}, nats-server ${pids.nats}`,

@@ -1,5 +1,6 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { publishedItemsPerSecond, type BenchResults, type CaseResult } from "./results.js";
+import { describeResumeProbe } from "./resume-probe.js";
 import { targetOf } from "./targets.js";
 
 export const BEGIN =
@@ -69,12 +70,7 @@ export function renderResults(r: BenchResults): string {
     `| Settings | BENCH_SCALE=${r.config.scale}, ${r.config.seconds} s per case after ${r.config.warmupSeconds} s warm-up, in flight ${(r.config.concurrency as number[]).join("/")}, soak ${r.config.soakSeconds} s; server ${r.config.server === "tsx" ? "under tsx" : "compiled (node dist/server/src/main.js)"}${r.config.serverNodeOptions ? `, NODE_OPTIONS=${r.config.serverNodeOptions}` : ""}; MariaDB over ${r.config.databaseSocket ? `its Unix socket (${r.config.databaseSocket}), service and raw baselines alike` : "TCP (127.0.0.1)"} |`,
     ...(r.resumeProbe
       ? [
-          `| Resuming after a sleep | a grpc-js echo call at 1 in flight, CPU of the client's / the server's main thread per call: ${r.resumeProbe.settings
-            .map(
-              (s) =>
-                `${s.pauseMs === 0 ? "back to back" : `${s.pauseMs} ms apart`} ${s.clientMsPerCall.toFixed(2)} / ${s.serverMsPerCall.toFixed(2)} ms`,
-            )
-            .join("; ")} (bench/resume-probe.ts) |`,
+          `| Resuming after a sleep | a grpc-js echo call at 1 in flight (bench/resume-probe.ts), CPU per call of the client's / the echo server's main thread: ${describeResumeProbe(r.resumeProbe)} |`,
         ]
       : []),
     `| Load from others | load average ${load.loadAverageAtStart} at start, ${load.loadAverageAtEnd} at end; other processes used ${load.otherCoresMean} cores on average during the cases (max ${load.otherCoresMax}) |`,
@@ -128,9 +124,9 @@ export function renderResults(r: BenchResults): string {
       "Where the CPU went (cores busy on average; 2 cores in all)",
       withSleeps
         ? "Sleeps per call: how often each process's threads went to sleep (voluntary context " +
-            "switches) per call completed, as server / MariaDB / NATS / load generator. Every " +
-            "sleep is a wake-up later, and on this kind of virtual machine a Node.js thread that " +
-            'wakes pays far more than the work it resumes ("Why the remaining targets are not met").'
+            "switches) per call completed, as server / MariaDB / NATS / load generator. On this " +
+            "kind of virtual machine a Node.js thread pays for each sleep on its next call (the " +
+            'machine table\'s resume probe; "Why the remaining targets are not met").'
         : undefined,
       `| Case | In flight | Server | MariaDB | NATS | Load generator | Others | Machine |${withSleeps ? " Sleeps per call |" : ""}`,
       `| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |${withSleeps ? " ---: |" : ""}`,
