@@ -28,9 +28,9 @@ export function cpuSeconds(pid: number | undefined): number {
 /**
  * How many times each of a process's threads has gone to sleep so far
  * (voluntary context switches, /proc/PID/task/TID/status), by thread id, or
- * undefined if the process is gone. Each sleep is a wake-up later, which on
- * these virtual machines costs a Node.js thread more than the work it
- * resumes (BENCHMARKS.md, "Resuming after a sleep").
+ * undefined if the process is gone. On these virtual machines a Node.js
+ * thread pays for each sleep in CPU on its next call (BENCHMARKS.md,
+ * "Resuming after a sleep").
  */
 export function threadSleeps(pid: number | undefined): Map<string, number> | undefined {
   if (!pid) return undefined;
