@@ -122,15 +122,13 @@ export interface CpuShares {
   sleeps?: ProcessRates;
 }
 
-export interface ProcessRates {
-  server: number;
-  mariadb: number;
-  nats: number;
-  loadgen: number;
-}
+type Role = keyof Pids;
+
+/** A per-second figure for each process of Pids. */
+export type ProcessRates = Record<Role, number>;
 
 /** One figure per process. */
-const byRole = <T>(f: (role: keyof ProcessRates) => T): Record<keyof ProcessRates, T> => ({
+const byRole = <T>(f: (role: Role) => T): Record<Role, T> => ({
   server: f("server"),
   mariadb: f("mariadb"),
   nats: f("nats"),
@@ -143,15 +141,18 @@ const readAll = <T>(pids: Pids, read: (pid: number | undefined) => T) =>
 
 /** Starts a CPU accounting window; the returned function ends it. */
 export function cpuWindow(pids: Pids): () => CpuShares {
+  // Reading every thread's status costs the load generator CPU: done before
+  // the window's clock and CPU readings start and after they end, it stays
+  // out of them.
+  const sleeps0 = readAll(pids, threadSleeps);
   const t0 = performance.now();
   const m0 = machineCpu();
   const cpu0 = readAll(pids, cpuSeconds);
-  const sleeps0 = readAll(pids, threadSleeps);
   return () => {
     const wall = (performance.now() - t0) / 1000;
     const m1 = machineCpu();
     // Per second over the window; 0 for a process that is not there.
-    const perSecond = (delta: (role: keyof ProcessRates) => number, digits: number) =>
+    const perSecond = (delta: (role: Role) => number, digits: number) =>
       byRole((role) => {
         const d = delta(role) / wall;
         return Number.isFinite(d) ? roundTo(d, digits) : 0;
