@@ -82,6 +82,8 @@ let db: TestDatabase | undefined;
 let nc: NatsConnection | undefined;
 let server: BenchServer | undefined;
 let loadgen: LoadGenerator | undefined;
+/** The one clean-up, once begun (see cleanUp). */
+let cleaning: Promise<void> | undefined;
 const rssSamples: { at: number; mb: number }[] = [];
 let peakRssMb = 0;
 const notePeak = (pid: number | undefined) => {
@@ -184,10 +186,20 @@ function line(label: string, r: RunResult, extra = ""): string {
   );
 }
 
+let interrupted = false;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
+  // Every signal is handled, not only the first: Ctrl-C reaches this process
+  // twice (from the terminal and relayed by tsx), and the default action of
+  // the second would end the process halfway through cleaning up.
+  process.on(signal, () => {
+    if (interrupted) return;
+    interrupted = true;
     log(`${signal}: cleaning up`);
-    void cleanUp().finally(() => process.exit(130));
+    // The case in flight is moot: stop its calls before the server they go to.
+    void (loadgen?.kill() ?? Promise.resolve())
+      .catch(() => undefined)
+      .then(cleanUp)
+      .finally(() => process.exit(130));
   });
 }
 
@@ -496,8 +508,16 @@ try {
   await cleanUp();
 }
 
-/** Stops what this run started (by PID) and removes its database and stream. */
-async function cleanUp(): Promise<void> {
+/**
+ * Stops what this run started (by PID) and removes its database and stream,
+ * once: an interrupted run gets here from its signal handler and again from
+ * the main flow's `finally`.
+ */
+function cleanUp(): Promise<void> {
+  return (cleaning ??= cleanUpOnce());
+}
+
+async function cleanUpOnce(): Promise<void> {
   await loadgen?.close().catch(() => undefined);
   if (server) {
     stoppingServers.get(server.pid)?.();

@@ -107,11 +107,15 @@ async function handle(req: WorkerRequest): Promise<unknown> {
   }
 }
 
+/** Answers the orchestrator; one that is gone (an interrupted run) has nobody to answer. */
+function reply(msg: { id: number; ok: boolean; value?: unknown; error?: string }): void {
+  if (process.connected) process.send!(msg, undefined, {}, () => undefined);
+}
+
 process.on("message", (msg: { id: number; req: WorkerRequest }) => {
   handle(msg.req).then(
-    (value) => process.send!({ id: msg.id, ok: true, value }),
-    (err: unknown) =>
-      process.send!({ id: msg.id, ok: false, error: String((err as Error)?.stack ?? err) }),
+    (value) => reply({ id: msg.id, ok: true, value }),
+    (err: unknown) => reply({ id: msg.id, ok: false, error: String((err as Error)?.stack ?? err) }),
   );
 });
 process.on("disconnect", () => process.exit(0));

@@ -46,6 +46,7 @@ export class LoadGenerator {
   private request<T>(req: WorkerRequest): Promise<T> {
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
+      if (this.gone) return reject(new Error("load generator exited"));
       this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
       this.child.send({ id, req });
     });
@@ -63,11 +64,24 @@ export class LoadGenerator {
     return this.request({ type: "info" });
   }
 
+  /** Exited, or killed by a signal (then exitCode stays null). */
+  private get gone(): boolean {
+    return this.child.exitCode !== null || this.child.signalCode !== null;
+  }
+
   async close(): Promise<void> {
-    if (this.child.exitCode !== null) return;
+    if (this.gone) return;
     const exited = new Promise((r) => this.child.once("exit", r));
     await this.request({ type: "close" }).catch(() => undefined);
     this.child.disconnect();
+    await exited;
+  }
+
+  /** Ends the process at once, a case in flight or not (the run was interrupted). */
+  async kill(): Promise<void> {
+    if (this.gone) return;
+    const exited = new Promise((r) => this.child.once("exit", r));
+    this.child.kill("SIGKILL");
     await exited;
   }
 }

@@ -3,15 +3,41 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import mysql from "mysql2/promise";
 import { afterAll, describe, expect, it } from "vitest";
 import { buildPlan } from "../../bench/lib/plan.js";
 import { renderResults } from "../../bench/lib/report.js";
 import { RESUME_PAUSES_MS } from "../../bench/lib/resume-probe.js";
 import type { BenchResults } from "../../bench/lib/results.js";
+import { TEST_MYSQL_URL } from "../support/database.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const dir = mkdtempSync(path.join(tmpdir(), "groups-bench-smoke-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** `npm run bench:smoke` in its own process, with `env` on top; its output is kept. */
+function startSmoke(env: Record<string, string>) {
+  const chunks: string[] = [];
+  const child = spawn(process.execPath, ["--import", "tsx", "bench/run.ts", "--smoke"], {
+    cwd: root,
+    env: { ...process.env, BENCH_MARKDOWN: "0", BENCH_ONLY: "", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.stdout.on("data", (d: Buffer) => chunks.push(d.toString()));
+  child.stderr.on("data", (d: Buffer) => chunks.push(d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+  return { child, exited, output: () => chunks.join("") };
+}
+
+/** Whether process `pid` still runs. */
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /**
  * `npm run bench:smoke` end to end, in its own process: it must finish and
@@ -22,18 +48,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe("benchmark smoke", () => {
   it("runs every case and writes the results", { timeout: 180_000 }, async () => {
     const out = path.join(dir, "smoke.json");
-    const output: string[] = [];
-    const code = await new Promise<number | null>((resolve) => {
-      const child = spawn(process.execPath, ["--import", "tsx", "bench/run.ts", "--smoke"], {
-        cwd: root,
-        env: { ...process.env, BENCH_OUT: out, BENCH_MARKDOWN: "0", BENCH_ONLY: "" },
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      child.stdout.on("data", (d: Buffer) => output.push(d.toString()));
-      child.stderr.on("data", (d: Buffer) => output.push(d.toString()));
-      child.on("exit", (c) => resolve(c));
-    });
-    expect(code, output.join("")).toBe(0);
+    const run = startSmoke({ BENCH_OUT: out });
+    expect(await run.exited, run.output()).toBe(0);
 
     const r = JSON.parse(readFileSync(out, "utf8")) as BenchResults;
     const expected = buildPlan([16], []).map((c) => c.key);
@@ -131,5 +147,42 @@ describe("benchmark smoke", () => {
     expect(r.memory.peakRssMb).toBeGreaterThan(0);
     expect(r.seed.rows.group_memberships).toBeGreaterThan(0);
     expect(r.targets.length).toBeGreaterThanOrEqual(12);
+  });
+
+  it("cleans up after itself when interrupted mid-case", { timeout: 120_000 }, async () => {
+    // One long case, so the interrupt lands while calls are in flight.
+    const run = startSmoke({
+      BENCH_OUT: path.join(dir, "interrupted.json"),
+      BENCH_ONLY: "grpc Health.Check @",
+      BENCH_SECONDS: "60",
+    });
+    const started = async () => {
+      for (;;) {
+        const m = /database (\S+);[\s\S]*server pid (\d+), load generator pid (\d+)/.exec(
+          run.output(),
+        );
+        if (m) return { database: m[1], pids: [Number(m[2]), Number(m[3])] };
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    const { database, pids } = await Promise.race([
+      started(),
+      run.exited.then((code) => {
+        throw new Error(`the run ended (${code}) before its first case:\n${run.output()}`);
+      }),
+    ]);
+    await new Promise((r) => setTimeout(r, 2_000));
+    // Ctrl-C under `npm run bench` reaches the run twice: from the terminal and relayed by tsx.
+    run.child.kill("SIGINT");
+    run.child.kill("SIGINT");
+    expect(await run.exited, run.output()).toBe(130);
+
+    expect(run.output()).toMatch(/SIGINT: cleaning up/);
+    expect(run.output()).not.toMatch(/Unhandled|ERR_IPC|EPIPE|\n\s+at /);
+    for (const pid of pids) expect(running(pid), `process ${pid}`).toBe(false);
+    const admin = await mysql.createConnection(TEST_MYSQL_URL);
+    const [rows] = await admin.query("SHOW DATABASES LIKE ?", [database]);
+    await admin.end();
+    expect(rows).toEqual([]);
   });
 });
