@@ -3,11 +3,12 @@
  * a grpc-js echo call at 1 in flight, back to back and with pauses between
  * calls, and the CPU each side's main thread spent per call. The work per
  * call is the same whatever the pause; what changes is that both threads
- * went to sleep in between. Run by bench/lib/resume-probe.ts in processes of
- * its own (this one is the client; it forks the echo server), before the
- * benchmark's cases start.
+ * went to sleep in between. And the same calls at 16 in flight, back to
+ * back: what a batch of calls taken in one wake costs per call. Run by
+ * bench/lib/resume-probe.ts in processes of its own (this one is the
+ * client; it forks the echo server), before the benchmark's cases start.
  *
- * Usage: node --import tsx bench/resume-probe.ts <seconds per setting> <pause ms>...
+ * Usage: node --import tsx bench/resume-probe.ts <seconds per setting> <in flight>:<pause ms>...
  * Prints one JSON line: ResumeProbe (bench/lib/resume-probe.ts).
  */
 import { fork } from "node:child_process";
@@ -45,7 +46,11 @@ if (process.argv[2] === "serve") {
   });
   process.on("disconnect", () => process.exit(0));
 } else {
-  const [seconds, ...pauses] = process.argv.slice(2).map(Number);
+  const seconds = Number(process.argv[2]);
+  const settings = process.argv.slice(3).map((arg) => {
+    const [inFlight, pauseMs] = arg.split(":").map(Number);
+    return { inFlight, pauseMs };
+  });
   const child = fork(fileURLToPath(import.meta.url), ["serve"], { execArgv: ["--import", "tsx"] });
   const port = await new Promise<number>((resolve) =>
     child.once("message", (m: { port: number }) => resolve(m.port)),
@@ -63,17 +68,21 @@ if (process.argv[2] === "serve") {
   // Warm up: connection, JIT.
   for (let i = 0; i < 2000; i++) await call();
   const result: ResumeProbe = { seconds, settings: [] };
-  for (const pauseMs of pauses) {
+  for (const { inFlight, pauseMs } of settings) {
     const client0 = mainThreadMs(process.pid);
     const server0 = mainThreadMs(child.pid!);
     const end = performance.now() + seconds * 1000;
     let calls = 0;
-    while (performance.now() < end) {
-      await call();
-      calls++;
-      if (pauseMs > 0) await pause(pauseMs);
-    }
+    const caller = async () => {
+      while (performance.now() < end) {
+        await call();
+        calls++;
+        if (pauseMs > 0) await pause(pauseMs);
+      }
+    };
+    await Promise.all(Array.from({ length: inFlight }, caller));
     result.settings.push({
+      inFlight,
       pauseMs,
       calls,
       clientMsPerCall: (mainThreadMs(process.pid) - client0) / calls,

@@ -70,7 +70,7 @@ export function renderResults(r: BenchResults): string {
     `| Settings | BENCH_SCALE=${r.config.scale}, ${r.config.seconds} s per case after ${r.config.warmupSeconds} s warm-up, in flight ${(r.config.concurrency as number[]).join("/")}, soak ${r.config.soakSeconds} s; server ${r.config.server === "tsx" ? "under tsx" : "compiled (node dist/server/src/main.js)"}${r.config.serverNodeOptions ? `, NODE_OPTIONS=${r.config.serverNodeOptions}` : ""}; MariaDB over ${r.config.databaseSocket ? `its Unix socket (${r.config.databaseSocket}), service and raw baselines alike` : "TCP (127.0.0.1)"} |`,
     ...(r.resumeProbe
       ? [
-          `| Resuming after a sleep | a grpc-js echo call at 1 in flight (bench/resume-probe.ts), CPU per call of the client's / the echo server's main thread: ${describeResumeProbe(r.resumeProbe)} |`,
+          `| Resuming after a sleep | a grpc-js echo call (bench/resume-probe.ts) at 1 in flight, then 16 back to back, CPU per call of the client's / the echo server's main thread: ${describeResumeProbe(r.resumeProbe)} |`,
         ]
       : []),
     `| Load from others | load average ${load.loadAverageAtStart} at start, ${load.loadAverageAtEnd} at end; other processes used ${load.otherCoresMean} cores on average during the cases (max ${load.otherCoresMax}) |`,

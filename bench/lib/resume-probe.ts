@@ -9,6 +9,8 @@ export interface ResumeProbe {
   /** Measured seconds per setting. */
   seconds: number;
   settings: {
+    /** Calls in flight (absent in results before it was probed: 1). */
+    inFlight?: number;
     /** Pause between one call's answer and the next call (0: back to back). */
     pauseMs: number;
     calls: number;
@@ -19,15 +21,27 @@ export interface ResumeProbe {
   }[];
 }
 
-/** The pauses probed: none, about one timer tick, a few milliseconds, and about one round of 16 adds in lock step. */
-export const RESUME_PAUSES_MS = [0, 1, 4, 16];
+/**
+ * The settings probed. At 1 in flight: no pause, about one timer tick, a few
+ * milliseconds, and about one round of 16 adds in lock step. Then 16 in
+ * flight back to back, the benchmark's own concurrency: what one wake's
+ * batch of calls costs per call on this host (hosts alike at 1 in flight
+ * were measured 2× apart here).
+ */
+export const RESUME_SETTINGS: readonly { inFlight: number; pauseMs: number }[] = [
+  { inFlight: 1, pauseMs: 0 },
+  { inFlight: 1, pauseMs: 1 },
+  { inFlight: 1, pauseMs: 4 },
+  { inFlight: 1, pauseMs: 16 },
+  { inFlight: 16, pauseMs: 0 },
+];
 
-/** The probe's figures in one line: "back to back 0.34 / 0.26 ms; 1 ms apart …" (client / server). */
+/** The probe's figures in one line: "back to back 0.34 / 0.26 ms; 1 ms apart …; 16 in flight …" (client / server). */
 export const describeResumeProbe = (probe: ResumeProbe): string =>
   probe.settings
     .map(
       (s) =>
-        `${s.pauseMs === 0 ? "back to back" : `${s.pauseMs} ms apart`} ` +
+        `${(s.inFlight ?? 1) > 1 ? `${s.inFlight} in flight` : s.pauseMs === 0 ? "back to back" : `${s.pauseMs} ms apart`} ` +
         `${s.clientMsPerCall.toFixed(2)} / ${s.serverMsPerCall.toFixed(2)} ms`,
     )
     .join("; ");
@@ -42,7 +56,7 @@ export function runResumeProbe(secondsPerSetting: number): Promise<ResumeProbe> 
         "tsx",
         "bench/resume-probe.ts",
         String(secondsPerSetting),
-        ...RESUME_PAUSES_MS.map(String),
+        ...RESUME_SETTINGS.map((s) => `${s.inFlight}:${s.pauseMs}`),
       ],
       { cwd: root, env: { ...process.env, NODE_OPTIONS: "" }, timeout: 120_000 },
       (err, stdout, stderr) => {

@@ -7,7 +7,7 @@ import mysql from "mysql2/promise";
 import { afterAll, describe, expect, it } from "vitest";
 import { buildPlan } from "../../bench/lib/plan.js";
 import { renderResults } from "../../bench/lib/report.js";
-import { RESUME_PAUSES_MS } from "../../bench/lib/resume-probe.js";
+import { RESUME_SETTINGS } from "../../bench/lib/resume-probe.js";
 import type { BenchResults } from "../../bench/lib/results.js";
 import { TEST_MYSQL_URL } from "../support/database.js";
 
@@ -68,14 +68,17 @@ describe("benchmark smoke", () => {
     for (const c of r.cases.filter((c) => c.kind === "service"))
       expect(c.ratios.sameSql, c.key).toBeGreaterThan(0);
     // The resume probe ran every pause and measured both main threads' CPU.
-    expect(r.resumeProbe?.settings.map((s) => s.pauseMs)).toEqual(RESUME_PAUSES_MS);
+    expect(r.resumeProbe?.settings.map(({ inFlight, pauseMs }) => ({ inFlight, pauseMs }))).toEqual(
+      RESUME_SETTINGS,
+    );
     for (const s of r.resumeProbe!.settings) {
-      expect(s.calls, `${s.pauseMs} ms`).toBeGreaterThan(0);
-      expect(s.clientMsPerCall, `${s.pauseMs} ms`).toBeGreaterThan(0);
-      expect(s.serverMsPerCall, `${s.pauseMs} ms`).toBeGreaterThan(0);
+      const setting = `${s.inFlight} in flight, ${s.pauseMs} ms`;
+      expect(s.calls, setting).toBeGreaterThan(0);
+      expect(s.clientMsPerCall, setting).toBeGreaterThan(0);
+      expect(s.serverMsPerCall, setting).toBeGreaterThan(0);
     }
     expect(renderResults(r)).toMatch(
-      /\| Resuming after a sleep \| .*back to back [\d.]+ \/ [\d.]+ ms/,
+      /\| Resuming after a sleep \| .*back to back [\d.]+ \/ [\d.]+ ms.*; 16 in flight [\d.]+ \/ [\d.]+ ms/,
     );
     // Each process's sleeps were counted: the server sleeps between the calls it serves,
     // MariaDB between the statements the raw baselines send it.
