@@ -25,8 +25,8 @@ export interface ResumeProbe {
  * The settings probed. At 1 in flight: no pause, about one timer tick, a few
  * milliseconds, and about one round of 16 adds in lock step. Then 16 in
  * flight back to back, the benchmark's own concurrency: what one wake's
- * batch of calls costs per call on this host (hosts alike at 1 in flight
- * were measured 2× apart here).
+ * batch of calls costs per call on this host (two hosts alike at 1 in
+ * flight ran the trivial call at 16 in flight 2× apart, BENCHMARKS.md).
  */
 export const RESUME_SETTINGS: readonly { inFlight: number; pauseMs: number }[] = [
   { inFlight: 1, pauseMs: 0 },
