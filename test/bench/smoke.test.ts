@@ -152,6 +152,17 @@ describe("benchmark smoke", () => {
     expect(r.targets.length).toBeGreaterThanOrEqual(12);
   });
 
+  it("runs the relay section alone (BENCH_ONLY=relay)", { timeout: 180_000 }, async () => {
+    // No case writes before it, so the service has not created its stream yet.
+    const out = path.join(dir, "relay-only.json");
+    const run = startSmoke({ BENCH_OUT: out, BENCH_ONLY: "relay" });
+    expect(await run.exited, run.output()).toBe(0);
+    const r = JSON.parse(readFileSync(out, "utf8")) as BenchResults;
+    expect(r.cases).toEqual([]);
+    expect(r.relay.latency).toHaveLength(2);
+    for (const l of r.relay.latency) expect(l.streamLatency.count, l.label).toBeGreaterThan(0);
+  });
+
   it("cleans up after itself when interrupted mid-case", { timeout: 120_000 }, async () => {
     // One long case, so the interrupt lands while calls are in flight.
     const run = startSmoke({
