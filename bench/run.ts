@@ -329,16 +329,6 @@ try {
         eventsPerCall: 10,
       },
     ];
-    // The service creates its stream with its first publish: in a run of the relay alone
-    // (BENCH_ONLY=relay) nothing has been written yet, and the probe needs the stream.
-    if (!(await jsm.streams.info(stream).catch(() => undefined))) {
-      await loadgen.run(
-        spec(
-          { op: "AddGroupMember.spread", door: "grpc", concurrency: 1 },
-          { seconds: 10, warmupSeconds: 0, maxCalls: 1 },
-        ),
-      );
-    }
     for (const v of variants) {
       checkServer();
       await relayCatchUp();

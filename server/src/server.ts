@@ -210,6 +210,7 @@ export async function startServer(
     ),
   );
   reaper.start();
+  publisher?.start();
   relay.start();
 
   const httpPort = (http.server.address() as AddressInfo).port;

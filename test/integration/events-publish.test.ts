@@ -95,7 +95,7 @@ afterAll(async () => {
   await nc?.close();
 });
 
-/** The stream's last sequence (0 until the relay creates it on its first publish). */
+/** The stream's last sequence (0 while it has no messages, or before it exists). */
 const lastStreamSeq = async (x: Harness) => (await streamState(nc, x.stream)).lastSeq;
 
 /**
@@ -932,6 +932,34 @@ describe("the stream", () => {
     expect(config.max_age).toBe(30 * 24 * 3600 * 1e9);
     // Longer than the relay's largest retry backoff (seconds).
     expect(config.duplicate_window).toBeGreaterThanOrEqual(30 * 1e9);
+  });
+
+  it("exists once the service starts, before any event: a consumer can subscribe to a fresh deployment", async () => {
+    const x = await startHarness();
+    try {
+      const jsm = await nc.jetstreamManager();
+      await until("the service creates its stream", async () =>
+        jsm.streams.info(x.stream).then(
+          () => true,
+          () => false,
+        ),
+      );
+      expect((await streamState(nc, x.stream)).messages).toBe(0);
+      const sub = await subscribeGroupEvents(nc, {
+        durable: `fresh_${randomBytes(5).toString("hex")}`,
+        stream: x.stream,
+        subjectPrefix: x.subjectPrefix,
+      });
+      const first = consume(sub);
+      const org = (await x.c.orgs.createOrganization({ name: "Fresh" })).organization!.id;
+      const group = await createGroup(x, org, "First");
+      const [got] = await first.atLeast(1);
+      expect(got.event.type).toBe("group.created");
+      expect(groupOf(got.event)).toBe(group.id);
+      await within(sub.stop(), "stop() while a for-await loop runs");
+    } finally {
+      await closeEventsServer(x, nc);
+    }
   });
 
   it("drops a re-publish of an event id (what a relay crash after the ack would do)", async () => {

@@ -20,9 +20,10 @@ export interface StreamSettings {
  * Publishes events to JetStream: subject per organization and type, the
  * event id as `Nats-Msg-Id` (so a re-publish after a crash is dropped by the
  * stream), CloudEvents binary-mode headers, and the `groups.v1.Event` body.
- * Connects lazily and lets nats.js reconnect for ever; the stream is created
- * (or its settings updated) after every (re)connect, since a NATS that lost
- * its store comes back without it, and after a publish finds no stream.
+ * Connects at start (or, if NATS is not there yet, at the first publish) and
+ * lets nats.js reconnect for ever; the stream is created (or its settings
+ * updated) after every (re)connect, since a NATS that lost its store comes
+ * back without it, and after a publish finds no stream.
  */
 export class NatsPublisher {
   private connection: NatsConnection | undefined;
@@ -34,6 +35,18 @@ export class NatsPublisher {
     private readonly settings: StreamSettings,
     private readonly log: Logger,
   ) {}
+
+  /**
+   * Connects and creates the stream now, in the background, rather than at
+   * the first event: consumers can subscribe to a fresh deployment (a
+   * consumer needs its stream) and health reports NATS as it is. An
+   * unreachable NATS is only logged; the first publish tries again.
+   */
+  start(): void {
+    this.ready().catch((err: unknown) =>
+      this.log.warn({ err }, "NATS not reachable at start; the relay retries when it publishes"),
+    );
+  }
 
   get connected(): boolean {
     return this.connection !== undefined && !this.connection.isClosed() && this.streamReady;
@@ -63,6 +76,8 @@ export class NatsPublisher {
   }
 
   async close(): Promise<void> {
+    // A connect still under way (start's) would otherwise leave its connection open.
+    await this.connecting?.catch(() => undefined);
     const nc = this.connection;
     this.connection = undefined;
     // Drain first, so acks already on their way still arrive; then fail whatever is left.
