@@ -41,10 +41,14 @@ export const describeResumeProbe = (probe: ResumeProbe): string =>
   probe.settings
     .map(
       (s) =>
-        `${(s.inFlight ?? 1) > 1 ? `${s.inFlight} in flight` : s.pauseMs === 0 ? "back to back" : `${s.pauseMs} ms apart`} ` +
-        `${s.clientMsPerCall.toFixed(2)} / ${s.serverMsPerCall.toFixed(2)} ms`,
+        `${settingName(s)} ${s.clientMsPerCall.toFixed(2)} / ${s.serverMsPerCall.toFixed(2)} ms`,
     )
     .join("; ");
+
+function settingName(s: ResumeProbe["settings"][number]): string {
+  if ((s.inFlight ?? 1) > 1) return `${s.inFlight} in flight`;
+  return s.pauseMs === 0 ? "back to back" : `${s.pauseMs} ms apart`;
+}
 
 /** Runs the probe in processes of its own and returns what it measured. */
 export function runResumeProbe(secondsPerSetting: number): Promise<ResumeProbe> {
