@@ -15,7 +15,7 @@ import { EventFeed } from "./domain/event-feed.js";
 import { NatsPublisher } from "./events/nats-publisher.js";
 import { DEFAULT_RELAY_OPTIONS, Relay, type RelayOptions } from "./events/relay.js";
 import { connectAdapter } from "./rpc/connect-adapter.js";
-import { answerGrpcRequestFaultsAsInvalidArgument } from "./rpc/grpc-request-faults.js";
+import { answerGrpcFrameworkErrorsWithDetails } from "./rpc/grpc-request-faults.js";
 import { eventsHandlers } from "./rpc/events-service.js";
 import { Groups } from "./domain/groups.js";
 import { Memberships } from "./domain/memberships.js";
@@ -172,6 +172,10 @@ export async function startServer(
     routes: connectRoutes(bindings, pipeline),
     // Plain form posts cannot pass for Connect calls (CSRF): the header is required.
     requireConnectProtocolHeader: true,
+    // As the proto3 JSON mapping says by default: a misspelled field or an
+    // enum name the service does not know is INVALID_ARGUMENT, not silently
+    // dropped (a membership created "active" when "INACTIVE" was asked for).
+    jsonOptions: { ignoreUnknownFields: false },
     readMaxBytes: MAX_MESSAGE_BYTES,
     writeMaxBytes: MAX_MESSAGE_BYTES,
     fallback: opsEndpoints({
@@ -189,7 +193,7 @@ export async function startServer(
     http.server.once("error", reject).listen(config.port, config.host, () => resolve());
   });
 
-  answerGrpcRequestFaultsAsInvalidArgument();
+  answerGrpcFrameworkErrorsWithDetails();
   clampGrpcJsDeadlines();
   const grpcServer = new grpc.Server({
     "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,

@@ -1,4 +1,5 @@
 import { fromBinary } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ulid } from "ulid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -8,6 +9,7 @@ import {
 } from "../../clients/src/gen/google/rpc/error_details_pb.js";
 import { Order } from "../../clients/src/gen/groups/v1/common_pb.js";
 import { OrganizationMembershipStatus } from "../../clients/src/gen/groups/v1/organizations_pb.js";
+import { StatusSchema } from "../../clients/src/gen/google/rpc/status_pb.js";
 import { DOORS, startTestServer, type Clients, type TestServer } from "../support/server.js";
 
 /**
@@ -646,6 +648,86 @@ describe("plain Connect JSON over fetch", () => {
     expect(await rowCounts()).toEqual(before);
   });
 
+  /** POSTs raw Connect JSON `text` to `method`; the error body, its reason and bad fields. */
+  async function postRaw(method: string, text: string) {
+    const res = await fetch(`${t.httpUrl}/groups.v1.${method}`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "connect-protocol-version": "1",
+        authorization: `Bearer ${t.apiKey}`,
+      },
+      body: text,
+    });
+    const body = (await res.json()) as {
+      code: string;
+      details?: { type: string; value: string }[];
+    };
+    const info = body.details?.find((d) => d.type === "google.rpc.ErrorInfo");
+    return {
+      status: res.status,
+      code: body.code,
+      reason: info && fromBinary(ErrorInfoSchema, Buffer.from(info.value, "base64")).reason,
+      fields: body.details?.some((d) => d.type === "google.rpc.BadRequest")
+        ? badRequestFields(body.details)
+        : [],
+    };
+  }
+
+  // Refused by the framework before the pipeline runs, yet answered like every
+  // bad request: INVALID_ARGUMENT, a reason, and the field when one is named.
+  it.each([
+    ["a number that is a string", "GroupsService/ListGroups", { limit: "abc" }, ["limit"]],
+    ["a fraction for an integer", "GroupsService/ListGroups", { limit: 1.5 }, ["limit"]],
+    ["an order the API does not have", "GroupsService/ListGroups", { order: "asc" }, ["order"]],
+    ["a misspelled field", "GroupsService/ListGroups", { limt: 5 }, ["limt"]],
+  ])("answers %s with INVALID_ARGUMENT naming the field", async (_, method, body, fields) => {
+    const r = await postRaw(method, JSON.stringify({ organizationId: orgA, ...body }));
+    expect(r).toEqual({
+      status: 400,
+      code: "invalid_argument",
+      reason: "MALFORMED_REQUEST",
+      fields,
+    });
+  });
+
+  it("answers a membership status it does not know with INVALID_ARGUMENT, not an active membership", async () => {
+    const before = await rowCounts();
+    for (const status of ["INACTIVE", "inactive", "ORGANIZATION_MEMBERSHIP_STATUS_SUSPENDED"]) {
+      const r = await postRaw(
+        "OrganizationsService/CreateOrganizationMembership",
+        JSON.stringify({ organizationId: orgA, userId: `user-${status}`, status }),
+      );
+      expect(r, status).toEqual({
+        status: 400,
+        code: "invalid_argument",
+        reason: "MALFORMED_REQUEST",
+        fields: ["status"],
+      });
+    }
+    expect(await rowCounts()).toEqual(before);
+    // The enum's own JSON name is what the API takes.
+    const ok = await postRaw(
+      "OrganizationsService/CreateOrganizationMembership",
+      JSON.stringify({
+        organizationId: orgA,
+        userId: "user-inactive",
+        status: "ORGANIZATION_MEMBERSHIP_STATUS_INACTIVE",
+      }),
+    );
+    expect(ok.status).toBe(200);
+  });
+
+  it("answers a body that is not JSON with INVALID_ARGUMENT and a reason", async () => {
+    const r = await postRaw("GroupsService/ListGroups", "{not json");
+    expect(r).toEqual({
+      status: 400,
+      code: "invalid_argument",
+      reason: "MALFORMED_REQUEST",
+      fields: [],
+    });
+  });
+
   it("accepts snake_case JSON field names too and still names every bad field", async () => {
     const res = await postCreateGroup({
       organization_id: orgA,
@@ -660,4 +742,44 @@ describe("plain Connect JSON over fetch", () => {
     expect(body.code).toBe("invalid_argument");
     expect(badRequestFields(body.details)).toEqual(["description"]);
   });
+});
+
+describe("bytes that do not decode, on the gRPC doors", () => {
+  /** A unary call to ListGroups with `bytes` as its message, through plain grpc-js. */
+  function rawGrpcCall(address: string, bytes: Buffer): Promise<grpc.ServiceError> {
+    const client = new grpc.Client(address, grpc.credentials.createInsecure());
+    const metadata = new grpc.Metadata();
+    metadata.set("authorization", `Bearer ${t.apiKey}`);
+    return new Promise<grpc.ServiceError>((resolve, reject) => {
+      client.makeUnaryRequest(
+        "/groups.v1.GroupsService/ListGroups",
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        bytes,
+        metadata,
+        (err) => {
+          client.close();
+          if (err) resolve(err);
+          else reject(new Error("the call succeeded"));
+        },
+      );
+    });
+  }
+
+  it.each([
+    ["GRPC_PORT (grpc-js)", () => `127.0.0.1:${t.server.grpcPort}`],
+    ["PORT (connect-node)", () => `127.0.0.1:${t.server.httpPort}`],
+  ])(
+    "%s: INVALID_ARGUMENT with ErrorInfo MALFORMED_REQUEST in grpc-status-details-bin",
+    async (_, address) => {
+      const err = await rawGrpcCall(address(), Buffer.from([0xff, 0xff, 0xff]));
+      expect(grpc.status[err.code]).toBe("INVALID_ARGUMENT");
+      const [bin] = err.metadata.get("grpc-status-details-bin") as Buffer[];
+      expect(bin, "grpc-status-details-bin").toBeDefined();
+      const status = fromBinary(StatusSchema, bin);
+      expect(status.code).toBe(grpc.status.INVALID_ARGUMENT);
+      const info = status.details.find((d) => d.typeUrl.endsWith("/google.rpc.ErrorInfo"))!;
+      expect(fromBinary(ErrorInfoSchema, info.value).reason).toBe("MALFORMED_REQUEST");
+    },
+  );
 });

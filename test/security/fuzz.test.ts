@@ -27,6 +27,7 @@
 import { gzipSync } from "node:zlib";
 import {
   create,
+  fromBinary,
   toBinary,
   toJson,
   ScalarType,
@@ -43,6 +44,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventsService } from "../../clients/src/gen/groups/v1/events_pb.js";
 import { GroupsService } from "../../clients/src/gen/groups/v1/groups_pb.js";
 import { OrganizationsService } from "../../clients/src/gen/groups/v1/organizations_pb.js";
+import { ErrorInfoSchema } from "../../clients/src/gen/google/rpc/error_details_pb.js";
+import { StatusSchema } from "../../clients/src/gen/google/rpc/status_pb.js";
 import { errorDetails } from "../../clients/src/sdk/errors.js";
 import { RawH2 } from "../support/raw-h2.js";
 import { startTestServer, type TestServer } from "../support/server.js";
@@ -1228,12 +1231,38 @@ const CODE_BY_NAME = new Map(
     .map((c) => [Code[c].replace(/(?<!^)([A-Z])/g, "_$1").toLowerCase(), c]),
 );
 
-/** What a raw call got back, whatever the protocol: HTTP status, code (if any) and message. */
+/** What a raw call got back, whatever the protocol: HTTP status, code (if any), message and ErrorInfo reason. */
 interface RawAnswer {
   httpStatus?: number;
   code?: Code;
   message?: string;
+  reason?: string;
 }
+
+/** A Connect error as JSON (a unary body, or an end-stream's `error`). */
+type ConnectErrorJson = {
+  code?: string;
+  message?: string;
+  details?: { type: string; value: string }[];
+};
+
+/** The ErrorInfo reason among a Connect error's details. */
+function reasonOfJson(error: ConnectErrorJson | undefined): string | undefined {
+  const info = error?.details?.find((d) => d.type === "google.rpc.ErrorInfo");
+  return info && fromBinary(ErrorInfoSchema, Buffer.from(info.value, "base64")).reason;
+}
+
+/** The ErrorInfo reason in `grpc-status-details-bin` (a base64 google.rpc.Status). */
+function reasonOfStatusBin(base64: string | undefined): string | undefined {
+  if (!base64) return undefined;
+  const status = fromBinary(StatusSchema, Buffer.from(base64, "base64"));
+  const info = status.details.find((d) => d.typeUrl.endsWith("/google.rpc.ErrorInfo"));
+  return info && fromBinary(ErrorInfoSchema, info.value).reason;
+}
+
+/** A trailer's value in a gRPC-Web trailer frame. */
+const trailerValue = (trailer: string, key: string) =>
+  new RegExp(`^${key}:\\s*([^\\r\\n]*)`, "im").exec(trailer)?.[1];
 
 /**
  * Never INTERNAL/UNKNOWN/DATA_LOSS, and no HTTP 5xx except for UNAVAILABLE
@@ -1242,6 +1271,9 @@ interface RawAnswer {
 function expectNoInternal(a: RawAnswer, what: string): void {
   const line = `HTTP ${a.httpStatus} ${a.code === undefined ? "(no code)" : Code[a.code]} "${a.message ?? ""}" — ${what}`;
   if (a.code !== undefined) expect(BAD_CODES.has(a.code), line).toBe(false);
+  // Even an error the framework raised before the call reached the pipeline.
+  if (a.code !== undefined)
+    expect(a.reason, `ErrorInfo reason of ${line}`).toMatch(/^[A-Z][A-Z0-9_]*$/);
   if ((a.httpStatus ?? 0) >= 500) expect(a.code, line).toBe(Code.Unavailable);
 }
 
@@ -1390,7 +1422,7 @@ async function postConnectUnary(s: ConnectUnarySpec): Promise<void> {
   const what = `POST ${path(s.method)} ${s.contentType} encoding=${s.encoding} timeout=${s.timeout} body=${show(raw.subarray(0, 200).toString("latin1"))}`;
   const res = await fetch(`${t.httpUrl}${path(s.method)}`, { method: "POST", headers, body });
   const text = Buffer.from(await res.arrayBuffer()).toString("utf8");
-  let error: { code?: string; message?: string } = {};
+  let error: ConnectErrorJson = {};
   if (
     res.status !== 200 &&
     (res.headers.get("content-type") ?? "").startsWith("application/json")
@@ -1409,7 +1441,10 @@ async function postConnectUnary(s: ConnectUnarySpec): Promise<void> {
     expect(["br", "x-junk"], `${error.code} — ${what}`).toContain(s.encoding);
     return;
   }
-  expectNoInternal({ httpStatus: res.status, code, message: error.message }, what);
+  expectNoInternal(
+    { httpStatus: res.status, code, message: error.message, reason: reasonOfJson(error) },
+    what,
+  );
 }
 
 interface StreamPostSpec {
@@ -1453,11 +1488,13 @@ async function postFramed(s: StreamPostSpec): Promise<void> {
   if (grpcWeb) {
     let status = res.headers.get("grpc-status") ?? undefined;
     let message = res.headers.get("grpc-message") ?? undefined;
+    let details = res.headers.get("grpc-status-details-bin") ?? undefined;
     for (const f of frames(bytes)) {
       if (!(f.flags & 0x80)) continue;
       const trailer = f.data.toString("latin1");
       status = /grpc-status:\s*(\d+)/i.exec(trailer)?.[1];
-      message = /grpc-message:\s*([^\r\n]*)/i.exec(trailer)?.[1];
+      message = trailerValue(trailer, "grpc-message");
+      details = trailerValue(trailer, "grpc-status-details-bin");
     }
     count(`raw grpc-web ${res.status} ${status ?? (ended ? "none" : "tailing")}`);
     expectNoInternal(
@@ -1465,12 +1502,13 @@ async function postFramed(s: StreamPostSpec): Promise<void> {
         httpStatus: res.status,
         code: grpcCode(status),
         message: decodeURIComponent(message ?? ""),
+        reason: reasonOfStatusBin(details),
       },
       what,
     );
     return;
   }
-  let error: { code?: string; message?: string } | undefined;
+  let error: ConnectErrorJson | undefined;
   if (res.status !== 200) {
     error = JSON.parse(bytes.toString("utf8") || "{}") as typeof error;
   } else {
@@ -1482,7 +1520,12 @@ async function postFramed(s: StreamPostSpec): Promise<void> {
   }
   count(`raw connect-stream ${res.status} ${error?.code ?? (ended ? "none" : "tailing")}`);
   expectNoInternal(
-    { httpStatus: res.status, code: connectCode(error?.code), message: error?.message },
+    {
+      httpStatus: res.status,
+      code: connectCode(error?.code),
+      message: error?.message,
+      reason: reasonOfJson(error),
+    },
     what,
   );
 }
@@ -1560,6 +1603,7 @@ async function rawGrpc(s: RawGrpcSpec): Promise<void> {
       httpStatus: r.httpStatus,
       code: grpcCode(r.grpcStatus),
       message: decodeURIComponent(r.message ?? ""),
+      reason: reasonOfStatusBin(r.detailsBin),
     },
     what,
   );
@@ -1602,7 +1646,7 @@ async function getConnect(s: ConnectGetSpec): Promise<void> {
   const what = `GET ${path(s.method)}?${q.toString().slice(0, 300)}`;
   const res = await fetch(`${t.httpUrl}${path(s.method)}?${q}`, { headers: authHeader() });
   const text = await res.text();
-  let error: { code?: string; message?: string } = {};
+  let error: ConnectErrorJson = {};
   if (
     res.status !== 200 &&
     (res.headers.get("content-type") ?? "").startsWith("application/json")
@@ -1615,7 +1659,10 @@ async function getConnect(s: ConnectGetSpec): Promise<void> {
     expect(["br", "x"], `${error.code} — ${what}`).toContain(s.compression);
     return;
   }
-  expectNoInternal({ httpStatus: res.status, code, message: error.message }, what);
+  expectNoInternal(
+    { httpStatus: res.status, code, message: error.message, reason: reasonOfJson(error) },
+    what,
+  );
 }
 
 /** One hostile request per framework error path the fuzz found, as a regression table. */
@@ -1640,6 +1687,7 @@ async function grpcAnswer(
     httpStatus: r.httpStatus,
     code: grpcCode(r.grpcStatus),
     message: decodeURIComponent(r.message ?? ""),
+    reason: reasonOfStatusBin(r.detailsBin),
   };
 }
 
@@ -1656,7 +1704,7 @@ async function connectAnswer(
     2_000,
   );
   if (!res) return {};
-  let error: { code?: string; message?: string } | undefined;
+  let error: ConnectErrorJson | undefined;
   if (res.status !== 200) error = JSON.parse(bytes.toString("utf8") || "{}") as typeof error;
   for (const f of frames(bytes)) {
     if (res.headers.get("content-type")?.startsWith("application/connect+") && f.flags & 0x02) {
@@ -1668,11 +1716,17 @@ async function connectAnswer(
       return {
         httpStatus: res.status,
         code: grpcCode(status),
-        message: decodeURIComponent(/grpc-message:\s*([^\r\n]*)/i.exec(trailer)?.[1] ?? ""),
+        message: decodeURIComponent(trailerValue(trailer, "grpc-message") ?? ""),
+        reason: reasonOfStatusBin(trailerValue(trailer, "grpc-status-details-bin")),
       };
     }
   }
-  return { httpStatus: res.status, code: connectCode(error?.code), message: error?.message };
+  return {
+    httpStatus: res.status,
+    code: connectCode(error?.code),
+    message: error?.message,
+    reason: reasonOfJson(error),
+  };
 }
 
 const FRAMEWORK_CASES: [string, () => Promise<RawAnswer>][] = [
@@ -1723,8 +1777,13 @@ const FRAMEWORK_CASES: [string, () => Promise<RawAnswer>][] = [
         `${t.httpUrl}${path(listOrgs)}?connect=v1&encoding=proto&base64=1&message=AA`,
         { headers: authHeader() },
       );
-      const error = (await res.json()) as { code?: string; message?: string };
-      return { httpStatus: res.status, code: connectCode(error.code), message: error.message };
+      const error = (await res.json()) as ConnectErrorJson;
+      return {
+        httpStatus: res.status,
+        code: connectCode(error.code),
+        message: error.message,
+        reason: reasonOfJson(error),
+      };
     },
   ],
   [
@@ -1777,7 +1836,7 @@ describe("c. raw request bodies", () => {
   );
 
   // The minimal repros of what the properties above found (framework error paths).
-  it.each(FRAMEWORK_CASES)("%s: not INTERNAL/UNKNOWN", async (what, send) => {
+  it.each(FRAMEWORK_CASES)("%s: not INTERNAL/UNKNOWN, with a reason", async (what, send) => {
     expectNoInternal(await send(), what);
   });
 

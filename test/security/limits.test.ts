@@ -103,6 +103,8 @@ describe.each(DOORS)("a 5 MiB request over %s", (door) => {
       ),
     );
     expect(Code[err.code], err.rawMessage).toBe(Code[Code.ResourceExhausted]);
+    // Refused by the framework, before the pipeline, yet with a reason like every error.
+    expect(errorDetails(err).reason).toBe("MESSAGE_TOO_LARGE");
     // On the same client (and so the same kept-alive connection).
     const next = await groups
       .getGroup({ organizationId: orgId, groupId: "group_01ARZ3NDEKTSV4RRFFQ69G5FAV" })

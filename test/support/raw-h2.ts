@@ -5,6 +5,8 @@ export interface RawH2Answer {
   httpStatus?: number;
   grpcStatus?: string;
   message?: string;
+  /** `grpc-status-details-bin` (base64 google.rpc.Status), from headers or trailers. */
+  detailsBin?: string;
   settled: boolean;
 }
 
@@ -45,10 +47,11 @@ export class RawH2 {
       let httpStatus: number | undefined;
       let grpcStatus: string | undefined;
       let message: string | undefined;
+      let detailsBin: string | undefined;
       const done = (settled: boolean) => {
         clearTimeout(timer);
         if (!req.closed) req.close(http2.constants.NGHTTP2_CANCEL);
-        resolve({ httpStatus, grpcStatus, message, settled });
+        resolve({ httpStatus, grpcStatus, message, detailsBin, settled });
       };
       const timer = setTimeout(() => done(false), ms);
       req.on("response", (h) => {
@@ -56,11 +59,13 @@ export class RawH2 {
         if (h["grpc-status"] !== undefined) {
           grpcStatus = String(h["grpc-status"]);
           message = h["grpc-message"] as string | undefined;
+          detailsBin = h["grpc-status-details-bin"] as string | undefined;
         }
       });
       req.on("trailers", (h) => {
         grpcStatus = String(h["grpc-status"]);
         message = h["grpc-message"] as string | undefined;
+        detailsBin = h["grpc-status-details-bin"] as string | undefined;
       });
       req.on("data", () => undefined);
       req.on("close", () => done(true));

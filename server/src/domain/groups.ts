@@ -617,7 +617,7 @@ export class Groups {
           throw new DomainError(
             "failed_precondition",
             "MEMBERSHIP_IN_OTHER_ORGANIZATION",
-            `membership${foreign.length === 1 ? "" : "s"} of another organization cannot join ${group.id}`,
+            `membership${foreign.length === 1 ? "" : "s"} of another organization cannot ${op === "add" ? "join" : "be in"} ${group.id}`,
             single ? [] : foreign,
           );
         }

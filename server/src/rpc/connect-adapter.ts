@@ -17,7 +17,8 @@ type NodeResponse = ServerResponse | Http2ServerResponse;
 /**
  * connect-node's connectNodeAdapter, plus one step: responses pass through
  * rewriteRequestFaults, so a request the framework cannot read is
- * INVALID_ARGUMENT, never INTERNAL. A handler that fails after the response
+ * INVALID_ARGUMENT, never INTERNAL, and the framework's errors carry an
+ * ErrorInfo (and a BadRequest naming the field) like the pipeline's. A handler that fails after the response
  * began (a client that went away) is logged at debug, not printed.
  */
 export function connectAdapter(
@@ -37,7 +38,7 @@ export function connectAdapter(
     const handler = paths.get((req.url ?? "").split("?", 2)[0]);
     if (!handler) return options.fallback(req, res);
     handler(universalRequestFromNodeRequest(req, res, undefined, undefined))
-      .then(rewriteRequestFaults)
+      .then((res) => rewriteRequestFaults(res, handler.method.input))
       .then(async (uRes) => {
         // Refused before its body was read (e.g. over the size limit): the
         // rest of the upload is never read, so on HTTP/1.1 the connection

@@ -93,10 +93,7 @@ export function toConnectError(err: unknown, log: Logger): ConnectError {
     });
   }
   if (err instanceof ConnectError) {
-    if (err.details.length > 0) return err;
-    // Raised by the framework (e.g. an undecodable body): give it a reason too.
-    const reason = Code[err.code].replace(/(?<!^)([A-Z])/g, "_$1").toUpperCase();
-    return connectError(err.code, reason, err.rawMessage);
+    return err.details.length > 0 ? err : frameworkError(err.code, err.rawMessage);
   }
   if (isUnavailable(err)) {
     log.warn({ err }, "database unavailable");
@@ -108,6 +105,47 @@ export function toConnectError(err: unknown, log: Logger): ConnectError {
   }
   log.error({ err }, "internal error");
   return connectError(Code.Internal, "INTERNAL", "internal error");
+}
+
+/**
+ * An error a framework raised (a body that does not decode, one over the size
+ * limit, a compression it does not speak), given the ErrorInfo every error of
+ * this service carries and, when the framework named what it could not read,
+ * a BadRequest naming the field (`input`, the request's type, resolves an
+ * enum's name to its field). Most arise before a call reaches the pipeline,
+ * so both front doors add these details to their answers.
+ */
+export function frameworkError(code: Code, message: string, input?: DescMessage): ConnectError {
+  if (code === Code.InvalidArgument) {
+    return connectError(code, "MALFORMED_REQUEST", message, {
+      violations: fieldsOfDecodeError(message, input),
+    });
+  }
+  if (code === Code.ResourceExhausted && /larger than|readMaxBytes|writeMaxBytes/.test(message)) {
+    return connectError(code, "MESSAGE_TOO_LARGE", message);
+  }
+  return connectError(code, Code[code].replace(/(?<!^)([A-Z])/g, "_$1").toUpperCase(), message);
+}
+
+/** The fields a JSON decode error (protobuf-es's messages) is about, as violations. */
+function fieldsOfDecodeError(
+  message: string,
+  input: DescMessage | undefined,
+): { field: string; description: string }[] {
+  const bad = /cannot decode field [\w.]+\.(\w+) from JSON: (.*)$/.exec(message);
+  if (bad) return [{ field: bad[1], description: `is not a valid value: ${bad[2].slice(0, 80)}` }];
+  const unknownKey = /from JSON: key "([^"]*)" is unknown/.exec(message);
+  if (unknownKey) return [{ field: unknownKey[1], description: "is not a field of this request" }];
+  const badEnum = /cannot decode enum ([\w.]+) from JSON: (.*)$/.exec(message);
+  if (badEnum && input) {
+    return input.fields
+      .filter((f) => f.enum?.typeName === badEnum[1])
+      .map((f) => ({
+        field: f.name,
+        description: `is not a known value: ${badEnum[2].slice(0, 80)}`,
+      }));
+  }
+  return [];
 }
 
 /** A ConnectError's details as google.protobuf.Any, for the grpc-js front door's status details. */

@@ -1,5 +1,9 @@
+import { brotliDecompressSync, gunzipSync } from "node:zlib";
+import type { DescMessage } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
+import { codeFromString, errorToJson } from "@connectrpc/connect/protocol-connect";
 import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { frameworkError, statusDetailsBin } from "./errors.js";
 
 /**
  * The frameworks answer some requests they cannot read with INTERNAL: a body
@@ -9,17 +13,39 @@ import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
  * framework errors about the request are rewritten: our own INTERNAL ("internal
  * error") and failures to serialize a response stay INTERNAL.
  */
-const isRequestFault = (code: string | number, message: string) =>
-  (code === "internal" || code === String(Code.Internal) || code === Code.Internal) &&
-  !/^(internal error|serialize )/.test(message);
+const isRequestFault = (code: Code, message: string) =>
+  code === Code.Internal && !/^(internal error|serialize )/.test(message);
 
-const INVALID = "invalid_argument";
+/**
+ * A framework's error as this service answers it: a request fault is
+ * INVALID_ARGUMENT, and an error without details (every error the pipeline
+ * raises has them) gets its ErrorInfo (see frameworkError).
+ */
+function mended(code: Code, message: string, input?: DescMessage) {
+  return frameworkError(
+    isRequestFault(code, message) ? Code.InvalidArgument : code,
+    message,
+    input,
+  );
+}
+
+/** The encodings a Connect error body may come in (those the router accepts). */
+const DECOMPRESS: Record<string, ((b: Buffer) => Buffer) | undefined> = {
+  identity: (b) => b,
+  gzip: gunzipSync,
+  br: brotliDecompressSync,
+};
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
+const STATUS_DETAILS = "grpc-status-details-bin";
 
-/** Rewrites a Connect, gRPC or gRPC-Web response whose error is a request fault. */
+/**
+ * Rewrites a Connect, gRPC or gRPC-Web error response that a framework wrote
+ * rather than the pipeline: see mended.
+ */
 export async function rewriteRequestFaults(
   res: UniversalServerResponse,
+  input?: DescMessage,
 ): Promise<UniversalServerResponse> {
   const type = res.header?.get("content-type") ?? "";
   if (type.startsWith("application/grpc-web")) {
@@ -33,11 +59,14 @@ export async function rewriteRequestFaults(
     };
   }
   if (type.startsWith("application/connect+")) {
-    return framed(res, mapFrames(res.body, 0x02, rewriteConnectEndStream));
+    return framed(
+      res,
+      mapFrames(res.body, 0x02, (p) => rewriteConnectEndStream(p, input)),
+    );
   }
-  // Successful Connect unary answers pass untouched; only a 500 is read.
-  if (res.status === 500 && type.startsWith("application/json") && res.body) {
-    return rewriteConnectUnary(res, res.body);
+  // Successful Connect unary answers pass untouched; only an error is read.
+  if (res.status !== 200 && type.startsWith("application/json") && res.body) {
+    return rewriteConnectUnary(res, res.body, input);
   }
   return res;
 }
@@ -52,10 +81,17 @@ function framed(
   return { ...res, header, body };
 }
 
+/** A gRPC status's details, as its `-bin` header value. */
+const detailsHeader = (code: Code, message: string) =>
+  Buffer.from(statusDetailsBin(mended(code, message))).toString("base64");
+
 function rewriteGrpcStatus(h: Headers): void {
+  const status = Number(h.get("grpc-status") ?? 0);
+  if (status === 0 || h.has(STATUS_DETAILS)) return;
   const message = decodeURIComponent(h.get("grpc-message") ?? "");
-  if (h.get("grpc-status") !== null && isRequestFault(h.get("grpc-status")!, message))
-    h.set("grpc-status", String(Code.InvalidArgument));
+  const wire = mended(status, message);
+  h.set("grpc-status", String(wire.code));
+  h.set(STATUS_DETAILS, detailsHeader(status, message));
 }
 
 function rewriteGrpcWebTrailer(payload: Uint8Array): Uint8Array {
@@ -63,32 +99,52 @@ function rewriteGrpcWebTrailer(payload: Uint8Array): Uint8Array {
   const text = Buffer.from(payload).toString("latin1");
   const value = (key: string) =>
     new RegExp(`^${key}:\\s*(.*)$`, "im").exec(text)?.[1]?.trim() ?? "";
-  const status = value("grpc-status");
-  if (!isRequestFault(status, decodeURIComponent(value("grpc-message")))) return payload;
-  return Buffer.from(
-    text.replace(/^grpc-status:.*$/im, `grpc-status: ${Code.InvalidArgument}`),
-    "latin1",
-  );
+  const status = Number(value("grpc-status") || 0);
+  if (status === 0 || value(STATUS_DETAILS) !== "") return payload;
+  const message = decodeURIComponent(value("grpc-message"));
+  const code = mended(status, message).code;
+  const lines = text
+    .replace(/^grpc-status:.*$/im, `grpc-status: ${code}`)
+    .replace(/\r?\n?$/, "\r\n");
+  return Buffer.from(`${lines}${STATUS_DETAILS}: ${detailsHeader(status, message)}\r\n`, "latin1");
 }
 
-function rewriteConnectEndStream(payload: Uint8Array): Uint8Array {
-  const end = JSON.parse(decoder.decode(payload)) as { error?: { code: string; message?: string } };
-  if (!end.error || !isRequestFault(end.error.code, end.error.message ?? "")) return payload;
-  end.error.code = INVALID;
-  return encoder.encode(JSON.stringify(end));
+type ConnectErrorJson = { code: string; message?: string; details?: unknown[] };
+
+/** A Connect error body (unary, or an end-stream's `error`) with details, or undefined if it has them. */
+function mendedJson(error: ConnectErrorJson, input?: DescMessage): ConnectErrorJson | undefined {
+  if (error.details?.length) return undefined;
+  const code = codeFromString(error.code) ?? Code.Unknown;
+  return errorToJson(mended(code, error.message ?? "", input), undefined) as ConnectErrorJson;
+}
+
+function rewriteConnectEndStream(payload: Uint8Array, input?: DescMessage): Uint8Array {
+  const end = JSON.parse(decoder.decode(payload)) as { error?: ConnectErrorJson };
+  const error = end.error && mendedJson(end.error, input);
+  if (!error) return payload;
+  return encoder.encode(JSON.stringify({ ...end, error }));
 }
 
 async function rewriteConnectUnary(
   res: UniversalServerResponse,
   body: AsyncIterable<Uint8Array>,
+  input?: DescMessage,
 ): Promise<UniversalServerResponse> {
   const chunks: Uint8Array[] = [];
   for await (const c of body) chunks.push(c);
   const bytes = Buffer.concat(chunks);
-  const error = JSON.parse(bytes.toString("utf8")) as { code: string; message?: string };
-  if (!isRequestFault(error.code, error.message ?? "")) return { ...res, body: once(bytes) };
-  error.code = INVALID;
-  return { ...framed(res, once(encoder.encode(JSON.stringify(error)))), status: 400 };
+  const encoding = res.header?.get("content-encoding") ?? "identity";
+  const decompress = DECOMPRESS[encoding];
+  if (!decompress) return { ...res, body: once(bytes) };
+  const error = mendedJson(
+    JSON.parse(decompress(bytes).toString("utf8")) as ConnectErrorJson,
+    input,
+  );
+  if (!error) return { ...res, body: once(bytes) };
+  // Sent uncompressed: an error is small, and it is not worth compressing again.
+  const mendedRes = framed(res, once(encoder.encode(JSON.stringify(error))));
+  mendedRes.header!.delete("content-encoding");
+  return { ...mendedRes, status: error.code === "invalid_argument" ? 400 : res.status };
 }
 
 async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
