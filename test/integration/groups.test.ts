@@ -756,6 +756,32 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
       expect(await linkRows(g.id)).toBe(1);
       await expectNoEventsAfter(mark);
     });
+
+    it("with allow_missing, a membership that no longer exists is OK and no change", async () => {
+      const orgId = await newOrg(c);
+      const [stays, leaves] = await newMembers(c, orgId, 2);
+      const g = await newGroup(c, orgId);
+      await c.groups.batchAddGroupMembers(batch(orgId, g.id, [stays.id, leaves.id]));
+      // Deleting the membership removes it from the group (and says so in an event).
+      await c.orgs.deleteOrganizationMembership({ organizationMembershipId: leaves.id });
+      const mark = await lastOutboxSeq(t.db.sql);
+      // A clean-up that runs after it, and one with an id that never existed.
+      for (const id of [leaves.id, unknownId("om")]) {
+        const res = await c.groups.removeGroupMember({
+          ...link(orgId, g.id, id),
+          allowMissing: true,
+        });
+        expect(res.removed).toBe(false);
+        expect(res.group).toMatchObject({ id: g.id, memberCount: 1n });
+      }
+      await expectError(
+        c.groups.removeGroupMember(link(orgId, g.id, leaves.id)),
+        Code.NotFound,
+        "ORGANIZATION_MEMBERSHIP_NOT_FOUND",
+      );
+      expect(await linkRows(g.id)).toBe(1);
+      await expectNoEventsAfter(mark);
+    });
   });
 
   describe("ListGroupMembers", () => {

@@ -529,17 +529,24 @@ export class Groups {
 
   /** One AddGroupMember or RemoveGroupMember call on its own. */
   private async changeOne(c: SingleChange): Promise<SingleChangeResult> {
-    const { group, changed } = await this.changeMembers(c, [c.membershipId], c.op, (group) => {
-      if (c.op === "remove" && !c.allowMissing) {
-        throw new DomainError(
-          "not_found",
-          "GROUP_MEMBERSHIP_NOT_FOUND",
-          `${c.membershipId} is not a member of ${group.id}`,
-          [],
-          { group_id: group.id, organization_membership_id: c.membershipId },
-        );
-      }
-    });
+    const missingAllowed = c.op === "remove" && c.allowMissing;
+    const { group, changed } = await this.changeMembers(
+      c,
+      [c.membershipId],
+      c.op,
+      (group) => {
+        if (!missingAllowed && c.op === "remove") {
+          throw new DomainError(
+            "not_found",
+            "GROUP_MEMBERSHIP_NOT_FOUND",
+            `${c.membershipId} is not a member of ${group.id}`,
+            [],
+            { group_id: group.id, organization_membership_id: c.membershipId },
+          );
+        }
+      },
+      missingAllowed,
+    );
     return { group, changed: changed.length > 0 };
   }
 
@@ -558,12 +565,15 @@ export class Groups {
     membershipIds: string[],
     op: "add" | "remove",
     onNoChange?: (group: Group) => void,
+    missingAllowed = false,
   ): Promise<{ group: Group; changed: string[] }> {
+    const once = (lock: "share" | "update") =>
+      this.changeMembersOnce(ref, membershipIds, op, lock, onNoChange, missingAllowed);
     try {
-      return await this.changeMembersOnce(ref, membershipIds, op, "share", onNoChange);
+      return await once("share");
     } catch (err) {
       if (!(err instanceof ConcurrentChange)) throw err;
-      return this.changeMembersOnce(ref, membershipIds, op, "update", onNoChange);
+      return once("update");
     }
   }
 
@@ -573,6 +583,12 @@ export class Groups {
     op: "add" | "remove",
     lock: "share" | "update",
     onNoChange?: (group: Group) => void,
+    /**
+     * A membership that does not exist is no change rather than NOT_FOUND
+     * (RemoveGroupMember with allow_missing: it is not in the group, which is
+     * all the caller asked, e.g. a clean-up after the membership was deleted).
+     */
+    missingAllowed = false,
   ): Promise<{ group: Group; changed: string[] }> {
     try {
       return await this.db.transaction(async (tx) => {
@@ -604,6 +620,7 @@ export class Groups {
             });
           }
         });
+        if (missing.length > 0 && missingAllowed) return { group, changed: [] };
         if (missing.length > 0) {
           throw new DomainError(
             "not_found",

@@ -493,7 +493,8 @@ export type RemoveGroupMemberRequest = Message<"groups.v1.RemoveGroupMemberReque
   organizationMembershipId: string;
 
   /**
-   * When true, "not a member" is OK (removed = false, no event) instead of NOT_FOUND.
+   * When true, "not a member" is OK (removed = false, no event) instead of NOT_FOUND,
+   * whether or not the membership still exists.
    *
    * @generated from field: bool allow_missing = 4;
    */
@@ -1015,7 +1016,8 @@ export const GroupsService: GenService<{
   /**
    * Removes a membership from a group; the membership and the group remain.
    * Not a member → NOT_FOUND (GROUP_MEMBERSHIP_NOT_FOUND), or OK with
-   * `removed = false` and no event when `allow_missing`.
+   * `removed = false` and no event when `allow_missing` — also when the
+   * membership itself no longer exists (a clean-up after it was deleted).
    * Emits `group.member_removed`.
    *
    * @generated from rpc groups.v1.GroupsService.RemoveGroupMember
