@@ -3,7 +3,11 @@ import type { DataSource } from "typeorm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../server/src/config.js";
 import { createDataSource, migrate } from "../../server/src/store/data-source.js";
-import { markPublishedThrough, sequenceAndFetch } from "../../server/src/store/events.js";
+import {
+  markPublishedThrough,
+  pruneEvents,
+  sequenceAndFetch,
+} from "../../server/src/store/events.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 
 /**
@@ -153,6 +157,45 @@ describe("relay sequencing on MySQL", () => {
       // A former leader finishing an older round late.
       await markPublishedThrough(ds.manager, all[0].sequence);
       expect((await sequenceAndFetch(lease, 100, true)).unpublished.map((e) => e.id)).toEqual(rest);
+    } finally {
+      await lease.release();
+    }
+  });
+
+  it("prunes old events only up to the watermark, and never the newest", async () => {
+    const lease = ds.createQueryRunner();
+    await lease.connect();
+    try {
+      const c = await connection();
+      for (const id of ["event_prune_a", "event_prune_b", "event_prune_c"])
+        await insertEvent(c, id);
+      await sequenceAndFetch(lease, 100, true);
+      const [rows] = await db.sql.query<mysql.RowDataPacket[]>(
+        "SELECT sequence FROM events ORDER BY sequence",
+      );
+      const all = rows.map((r) => String(r.sequence));
+      expect(all.length).toBeGreaterThan(3);
+      // All of them old; NATS has acknowledged all but the last three.
+      await db.sql.query("UPDATE events SET created_at = created_at - INTERVAL 40 DAY");
+      await markPublishedThrough(ds.manager, all.at(-4)!);
+      const now = new Date();
+      expect(await pruneEvents(ds.manager, now, 10_000, true)).toBe(all.length - 3);
+      const left = async () =>
+        (await db.sql.query<mysql.RowDataPacket[]>("SELECT sequence FROM events"))[0].map((r) =>
+          String(r.sequence),
+        );
+      expect((await left()).sort()).toEqual(all.slice(-3).sort());
+      // With no NATS to wait for, everything old goes but the newest, which
+      // the next sequence is counted from.
+      await pruneEvents(ds.manager, now, 10_000, false);
+      expect(await left()).toEqual([all.at(-1)]);
+      await insertEvent(c, "event_after_prune");
+      const next = await sequenceAndFetch(lease, 100, false);
+      expect(next.sequenced).toBe(1);
+      expect((await left()).map(BigInt).sort((x, y) => (x < y ? -1 : 1))).toEqual([
+        BigInt(all.at(-1)!),
+        BigInt(all.at(-1)!) + 1n,
+      ]);
     } finally {
       await lease.release();
     }

@@ -151,6 +151,11 @@ export async function backlog(db: EntityManager): Promise<{ count: number; oldes
 /**
  * Deletes up to `max` events recorded before `before`. With `publishedOnly`,
  * events still waiting for NATS are kept whatever their age.
+ *
+ * The event with the largest sequence is kept however old: the next sequence
+ * is counted from it (MAX(sequence)). Pruned, a quiet deployment would hand
+ * its numbers out again, to events past the relay's watermark that it would
+ * never publish. (The largest sequence only grows, so reading it first is safe.)
  */
 export async function pruneEvents(
   db: EntityManager,
@@ -158,11 +163,12 @@ export async function pruneEvents(
   max: number,
   publishedOnly: boolean,
 ): Promise<number> {
+  const top = await latestSequence(db);
   return deleteLimited(
     db,
     "events",
-    `created_at < ? AND sequence IS NOT NULL${publishedOnly ? ` AND sequence <= ${PUBLISHED_THROUGH}` : ""}`,
-    [before],
+    `created_at < ? AND sequence < ?${publishedOnly ? ` AND sequence <= ${PUBLISHED_THROUGH}` : ""}`,
+    [before, top],
     max,
   );
 }
