@@ -28,6 +28,9 @@ export interface RelayOptions {
   fault?: "crash-before-publish" | "crash-after-ack";
 }
 
+const PRUNE_BATCH = 5_000;
+const PRUNE_BATCHES_PER_ROUND = 20;
+
 export const DEFAULT_RELAY_OPTIONS: RelayOptions = {
   batchSize: 2000,
   pollIntervalMs: 250,
@@ -278,15 +281,19 @@ export class Relay extends EventEmitter {
     if (now - this.prunedAt < this.opts.pruneIntervalMs) return;
     this.prunedAt = now;
     const before = new Date(now - this.opts.retentionMs);
-    for (let i = 0; i < 20; i++) {
+    // At most 100,000 rows a round, so publishing is not held up for long; a
+    // prune that leaves more behind is due again next round rather than in a
+    // minute, or a deployment writing over ~1,700 events/s would outgrow it.
+    for (let i = 0; i < PRUNE_BATCHES_PER_ROUND; i++) {
       const n = await events.pruneEvents(
         this.db.reader,
         before,
-        5_000,
+        PRUNE_BATCH,
         this.publisher !== undefined,
       );
-      if (n < 5_000) break;
+      if (n < PRUNE_BATCH) return;
     }
+    this.prunedAt = 0;
   }
 }
 
