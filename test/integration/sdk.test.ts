@@ -3,7 +3,9 @@ import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { ulid } from "ulid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EventsService } from "../../clients/src/gen/groups/v1/events_pb.js";
 import { GroupsService } from "../../clients/src/gen/groups/v1/groups_pb.js";
+import type { ClientOptions } from "../../clients/src/sdk/clients.js";
 import { errorDetails } from "../../clients/src/sdk/errors.js";
 import { retryUnavailable } from "../../clients/src/sdk/interceptors.js";
 import { createNodeClients } from "../../clients/src/sdk/node.js";
@@ -23,11 +25,14 @@ afterAll(async () => {
   await t?.close();
 });
 
+/** Each factory's clients, with any ClientOptions on top. */
 const factories = {
-  "node, gRPC": () => createNodeClients({ baseUrl: `http://${t.grpcAddress}`, token: t.apiKey }),
-  "node, Connect": () =>
-    createNodeClients({ baseUrl: t.httpUrl, protocol: "connect", token: () => t.apiKey }),
-  "web, Connect": () => createWebClients({ baseUrl: t.httpUrl, token: t.apiKey }),
+  "node, gRPC": (o: ClientOptions = {}) =>
+    createNodeClients({ baseUrl: `http://${t.grpcAddress}`, token: t.apiKey, ...o }),
+  "node, Connect": (o: ClientOptions = {}) =>
+    createNodeClients({ baseUrl: t.httpUrl, protocol: "connect", token: () => t.apiKey, ...o }),
+  "web, Connect": (o: ClientOptions = {}) =>
+    createWebClients({ baseUrl: t.httpUrl, token: t.apiKey, ...o }),
 };
 
 describe.each(Object.entries(factories))("clients (%s)", (_, make) => {
@@ -86,6 +91,40 @@ describe.each(Object.entries(factories))("clients (%s) with a month-long deadlin
   });
 });
 
+describe.each(Object.entries(factories))(
+  "clients (%s) with a short default deadline",
+  (_, make) => {
+    it("keep an event tail open past it: the default is for unary calls", async () => {
+      const { events } = make({ timeoutMs: 200 });
+      const stop = new AbortController();
+      const tail = (async () => {
+        for await (const _ of events.streamEvents({}, { signal: stop.signal }));
+      })().catch((err: unknown) => err);
+      await sleep(800);
+      stop.abort();
+      expect(errorDetails(await tail)).toMatchObject({ code: Code.Canceled });
+    });
+  },
+);
+
+it("the default deadline still ends a unary call the server never answers", async () => {
+  const server = http2.createServer();
+  server.on("stream", () => undefined); // never answers
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  try {
+    const { groups } = createNodeClients({
+      baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      timeoutMs: 200,
+      retryAttempts: 1,
+    });
+    const started = Date.now();
+    await expect(groups.getGroup({})).rejects.toMatchObject({ code: Code.DeadlineExceeded });
+    expect(Date.now() - started).toBeLessThan(5_000);
+  } finally {
+    server.close();
+  }
+});
+
 describe("retryUnavailable", () => {
   function flaky(failures: number) {
     const calls = { getGroup: 0, createGroup: 0 };
@@ -116,6 +155,26 @@ describe("retryUnavailable", () => {
     const { client, calls } = flaky(5);
     await expect(client.getGroup({})).rejects.toMatchObject({ code: Code.Unavailable });
     expect(calls.getGroup).toBe(3);
+  });
+
+  it("never repeats a stream: its request was read as it was sent", async () => {
+    // Refused before any answer (as a server whose JWKS is down refuses a
+    // StreamEvents), the stream's one request message already consumed.
+    let attempts = 0;
+    const next = (async () => {
+      attempts++;
+      throw new ConnectError("draining", Code.Unavailable);
+    }) as unknown as Parameters<ReturnType<typeof retryUnavailable>>[0];
+    const streamEvents = EventsService.method.streamEvents;
+    const req = {
+      stream: true,
+      method: streamEvents,
+      signal: new AbortController().signal,
+    } as unknown as Parameters<ReturnType<ReturnType<typeof retryUnavailable>>>[0];
+    await expect(
+      retryUnavailable({ attempts: 3, baseDelayMs: 1 })(next)(req),
+    ).rejects.toMatchObject({ code: Code.Unavailable });
+    expect(attempts).toBe(1);
   });
 
   it("never repeats a write that may have committed, unless it carries a request_id", async () => {

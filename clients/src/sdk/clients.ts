@@ -14,7 +14,11 @@ export interface GroupsClients {
 export interface ClientOptions {
   /** API key or JWT access token (or a function returning one). */
   token?: string | (() => string | Promise<string>);
-  /** Deadline for each call unless the call sets its own `timeoutMs`. Default 10 s. */
+  /**
+   * Deadline for each unary call unless the call sets its own `timeoutMs`.
+   * Default 10 s. Streams (StreamEvents tails until cancelled) get none unless
+   * the call sets one.
+   */
   timeoutMs?: number;
   /** Retries of UNAVAILABLE for calls that are safe to repeat; 1 disables. Default 3. */
   retryAttempts?: number;
@@ -24,8 +28,8 @@ export interface ClientOptions {
 /**
  * The transport options every factory shares: token, retries, the caller's
  * interceptors, then the transport's own `innermost` ones (closest to the
- * wire, so everything above sees what they make of an error), and the default
- * deadline, clamped like every call's (see clientsOver).
+ * wire, so everything above sees what they make of an error). The default
+ * deadline is applied by clientsOver, to unary calls only.
  */
 export function transportOptions(opts: ClientOptions, innermost: Interceptor[] = []) {
   return {
@@ -35,12 +39,11 @@ export function transportOptions(opts: ClientOptions, innermost: Interceptor[] =
       ...(opts.interceptors ?? []),
       ...innermost,
     ],
-    defaultTimeoutMs: clampTimeout(opts.timeoutMs ?? 10_000),
   };
 }
 
-export function clientsOver(transport: Transport): GroupsClients {
-  const clamped = withClampedTimeouts(transport);
+export function clientsOver(transport: Transport, opts: ClientOptions): GroupsClients {
+  const clamped = withDeadlines(transport, opts.timeoutMs ?? 10_000);
   return {
     groups: createClient(GroupsService, clamped),
     organizations: createClient(OrganizationsService, clamped),
@@ -59,10 +62,21 @@ const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 const clampTimeout = (ms: number | undefined) =>
   ms === undefined ? undefined : Math.min(ms, MAX_TIMEOUT_MS);
 
-function withClampedTimeouts(transport: Transport): Transport {
+/**
+ * The default deadline on unary calls only: a transport's own default would
+ * also end every StreamEvents tail after it. Every deadline clamped.
+ */
+function withDeadlines(transport: Transport, unaryDefaultMs: number): Transport {
   return {
     unary: (method, signal, timeoutMs, header, input, contextValues) =>
-      transport.unary(method, signal, clampTimeout(timeoutMs), header, input, contextValues),
+      transport.unary(
+        method,
+        signal,
+        clampTimeout(timeoutMs ?? unaryDefaultMs),
+        header,
+        input,
+        contextValues,
+      ),
     stream: (method, signal, timeoutMs, header, input, contextValues) =>
       transport.stream(method, signal, clampTimeout(timeoutMs), header, input, contextValues),
   };

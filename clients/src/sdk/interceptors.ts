@@ -25,7 +25,11 @@ export function retryUnavailable(
   const attempts = opts.attempts ?? 3;
   const base = opts.baseDelayMs ?? 50;
   return (next) => async (req) => {
-    const message = req.stream ? undefined : (req.message as { requestId?: string });
+    // A stream's request messages are read once, as they are sent: a second
+    // attempt would send none (over gRPC the server then answers UNIMPLEMENTED,
+    // hiding the real error). The caller reopens a stream, e.g. from `after`.
+    if (req.stream) return next(req);
+    const message = req.message as { requestId?: string };
     const repeatable =
       // Reads are marked side-effect free in the protos: repeating one is always safe.
       req.method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS ||

@@ -26,5 +26,6 @@ export function createNodeClients(opts: NodeClientOptions): GroupsClients {
     opts.protocol === "connect"
       ? createConnectTransport({ ...common, httpVersion: "1.1" })
       : createGrpcTransport(common),
+    opts,
   );
 }

@@ -19,5 +19,6 @@ export function createWebClients(
       ...transportOptions(opts),
       useBinaryFormat: opts.binary ?? false,
     }),
+    opts,
   );
 }
