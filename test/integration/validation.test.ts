@@ -10,6 +10,7 @@ import {
 import { Order } from "../../clients/src/gen/groups/v1/common_pb.js";
 import { OrganizationMembershipStatus } from "../../clients/src/gen/groups/v1/organizations_pb.js";
 import { StatusSchema } from "../../clients/src/gen/google/rpc/status_pb.js";
+import { RawH2 } from "../support/raw-h2.js";
 import { DOORS, startTestServer, type Clients, type TestServer } from "../support/server.js";
 
 /**
@@ -776,10 +777,40 @@ describe("bytes that do not decode, on the gRPC doors", () => {
       expect(grpc.status[err.code]).toBe("INVALID_ARGUMENT");
       const [bin] = err.metadata.get("grpc-status-details-bin") as Buffer[];
       expect(bin, "grpc-status-details-bin").toBeDefined();
-      const status = fromBinary(StatusSchema, bin);
-      expect(status.code).toBe(grpc.status.INVALID_ARGUMENT);
-      const info = status.details.find((d) => d.typeUrl.endsWith("/google.rpc.ErrorInfo"))!;
-      expect(fromBinary(ErrorInfoSchema, info.value).reason).toBe("MALFORMED_REQUEST");
+      expect(statusOf(bin)).toEqual({
+        code: grpc.status.INVALID_ARGUMENT,
+        reason: "MALFORMED_REQUEST",
+      });
     },
   );
+
+  it.each([
+    ["GRPC_PORT (grpc-js)", () => `http://127.0.0.1:${t.server.grpcPort}`],
+    ["PORT (connect-node)", () => t.httpUrl],
+  ])("%s: a call with no message at all is INVALID_ARGUMENT, not UNIMPLEMENTED", async (_, url) => {
+    const h2 = new RawH2();
+    try {
+      for (const path of [
+        "/groups.v1.GroupsService/ListGroups",
+        "/groups.v1.EventsService/StreamEvents",
+      ]) {
+        const auth = { authorization: `Bearer ${t.apiKey}` };
+        const r = await h2.call(url(), path, auth, Buffer.alloc(0));
+        expect(r.grpcStatus, path).toBe(String(grpc.status.INVALID_ARGUMENT));
+        expect(statusOf(Buffer.from(r.detailsBin ?? "", "base64")), path).toEqual({
+          code: grpc.status.INVALID_ARGUMENT,
+          reason: "MALFORMED_REQUEST",
+        });
+      }
+    } finally {
+      h2.close();
+    }
+  });
 });
+
+/** The code and ErrorInfo reason of a `grpc-status-details-bin` value. */
+function statusOf(bin: Buffer | undefined) {
+  const status = fromBinary(StatusSchema, bin ?? Buffer.alloc(0));
+  const info = status.details.find((d) => d.typeUrl.endsWith("/google.rpc.ErrorInfo"));
+  return { code: status.code, reason: info && fromBinary(ErrorInfoSchema, info.value).reason };
+}

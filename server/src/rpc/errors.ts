@@ -116,6 +116,9 @@ export function toConnectError(err: unknown, log: Logger): ConnectError {
  * so both front doors add these details to their answers.
  */
 export function frameworkError(code: Code, message: string, input?: DescMessage): ConnectError {
+  // A call with no request message at all: the caller's fault, not a method
+  // the server lacks (grpc-js and connect-node both say UNIMPLEMENTED).
+  if (code === Code.Unimplemented && MISSING_MESSAGE.test(message)) code = Code.InvalidArgument;
   if (code === Code.InvalidArgument) {
     return connectError(code, "MALFORMED_REQUEST", message, {
       violations: fieldsOfDecodeError(message, input),
@@ -126,6 +129,8 @@ export function frameworkError(code: Code, message: string, input?: DescMessage)
   }
   return connectError(code, Code[code].replace(/(?<!^)([A-Z])/g, "_$1").toUpperCase(), message);
 }
+
+const MISSING_MESSAGE = /^(Received no request message|protocol error: missing input message)/;
 
 /** The fields a JSON decode error (protobuf-es's messages) is about, as violations. */
 function fieldsOfDecodeError(
