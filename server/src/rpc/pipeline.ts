@@ -192,6 +192,8 @@ export class CallPipeline {
     call: TransportCall,
     ctx: Call,
   ): Promise<void> {
+    // Health stays answerable while calls drain: NOT_SERVING is its answer then.
+    if (this.publicServices.has(method.parent.typeName)) return;
     if (this.stopping.signal.aborted) {
       throw new DomainError(
         "unavailable",
@@ -199,7 +201,6 @@ export class CallPipeline {
         "the server is shutting down; retry on another replica",
       );
     }
-    if (this.publicServices.has(method.parent.typeName)) return;
     const principal = await this.guards.authenticator.authenticate(call.requestHeaders);
     ctx.principal = principal;
     ctx.fields.caller = principal.id;
