@@ -58,6 +58,9 @@ const claimName = (fallback: string) =>
     .regex(/^[A-Za-z0-9_:./-]+$/, "a claim name")
     .default(fallback);
 
+const DEFAULT_DEADLINE_MS = 30_000;
+const MAX_DEADLINE_MS = 60_000;
+
 const EnvSchema = z.object({
   PORT: port(8080),
   GRPC_PORT: port(50051),
@@ -116,8 +119,8 @@ const EnvSchema = z.object({
   API_KEY_CACHE_MS: z.coerce.number().int().min(0).max(300_000).default(5_000),
   RATE_LIMIT_PER_SECOND: z.coerce.number().min(0).max(1_000_000).default(1_000),
   RATE_LIMIT_BURST: z.coerce.number().int().min(1).max(10_000_000).default(2_000),
-  DEADLINE_DEFAULT_MS: z.coerce.number().int().min(1).max(3_600_000).default(30_000),
-  DEADLINE_MAX_MS: z.coerce.number().int().min(1).max(3_600_000).default(60_000),
+  DEADLINE_DEFAULT_MS: z.coerce.number().int().min(1).max(3_600_000).default(DEFAULT_DEADLINE_MS),
+  DEADLINE_MAX_MS: z.coerce.number().int().min(1).max(3_600_000).default(MAX_DEADLINE_MS),
   CORS_ALLOWED_ORIGINS: z
     .string()
     .optional()
@@ -130,17 +133,40 @@ const EnvSchema = z.object({
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 
-/** Rules that span variables; checked even when single variables are bad, so all problems show at once. */
+const JWT_TOGETHER = ["JWT_JWKS_URL", "JWT_ISSUER", "JWT_AUDIENCE"] as const;
+
+/**
+ * Rules that span variables, on the values as they will be used (defaults
+ * applied); checked even when single variables are bad, so every problem
+ * shows at once.
+ */
 function crossFieldProblems(env: Record<string, string | undefined>): string[] {
-  const jwt = [env.JWT_JWKS_URL, env.JWT_ISSUER, env.JWT_AUDIENCE].map((v) => (v ?? "").trim());
-  if (jwt.some(Boolean) && !jwt.every(Boolean)) {
-    return ["JWT_JWKS_URL: JWT_JWKS_URL, JWT_ISSUER and JWT_AUDIENCE must be set together"];
+  const problems: string[] = [];
+  const missing = JWT_TOGETHER.filter((name) => env[name] === undefined);
+  if (missing.length > 0 && missing.length < JWT_TOGETHER.length) {
+    for (const name of missing) {
+      problems.push(`${name}: must be set too (${JWT_TOGETHER.join(", ")} go together)`);
+    }
   }
-  const [defaultMs, maxMs] = [env.DEADLINE_DEFAULT_MS, env.DEADLINE_MAX_MS].map(Number);
+  const defaultMs = Number(env.DEADLINE_DEFAULT_MS ?? DEFAULT_DEADLINE_MS);
+  const maxMs = Number(env.DEADLINE_MAX_MS ?? MAX_DEADLINE_MS);
   if (defaultMs > 0 && maxMs > 0 && defaultMs > maxMs) {
-    return ["DEADLINE_DEFAULT_MS: must not exceed DEADLINE_MAX_MS"];
+    problems.push(`DEADLINE_DEFAULT_MS: must not exceed DEADLINE_MAX_MS (${maxMs})`);
   }
-  return [];
+  return problems;
+}
+
+/**
+ * A variable set to nothing (`PORT=` from a compose file's `PORT=${PORT}`)
+ * means unset, so it takes its default: read as a number, "" would be 0 —
+ * for a port, a random one.
+ */
+function withoutBlanks(
+  env: Record<string, string | undefined>,
+): Record<string, string | undefined> {
+  return Object.fromEntries(
+    Object.entries(env).map(([name, value]) => [name, value?.trim() === "" ? undefined : value]),
+  );
 }
 
 export interface Config {
@@ -197,7 +223,8 @@ export class ConfigError extends Error {
 }
 
 /** Reads the configuration from `env` (defaults to process.env); throws ConfigError listing every problem. */
-export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+export function loadConfig(rawEnv: Record<string, string | undefined> = process.env): Config {
+  const env = withoutBlanks(rawEnv);
   const parsed = EnvSchema.safeParse(env);
   const problems = [
     ...(parsed.success

@@ -69,8 +69,9 @@ export async function startServer(
   let auth = config.auth;
   if (auth.disabled) {
     log.warn("AUTH_DISABLED=1: every caller is trusted; never do this in production");
-  } else if (!auth.bootstrapKey && config.database.kind === "sqlite") {
-    // The embedded default: make the newcomer a key so the first call just works.
+  } else if (!auth.bootstrapKey && !auth.jwt && config.database.kind === "sqlite") {
+    // The embedded default with no authentication configured: make the
+    // newcomer a key so the first call just works.
     const print = (line: string) => console.log(line);
     auth = { ...auth, bootstrapKey: ensureEmbeddedKey(config.database.path, print) };
   } else if (!auth.bootstrapKey) {

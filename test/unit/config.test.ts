@@ -63,6 +63,8 @@ describe("loadConfig", () => {
         NATS_SUBJECT_PREFIX: "groups.>",
         JWT_JWKS_URL: "https://idp.example/jwks",
         RELAY_BATCH_SIZE: "0",
+        // Over the cap it leaves at its default (60 s): a cross-variable rule, reported too.
+        DEADLINE_DEFAULT_MS: "70000",
       });
     } catch (err) {
       error = err;
@@ -73,12 +75,21 @@ describe("loadConfig", () => {
       [
         "AUTH_DISABLED",
         "DATABASE_URL",
-        "JWT_JWKS_URL",
+        "DEADLINE_DEFAULT_MS",
+        // The two that must come with JWT_JWKS_URL, by their own names.
+        "JWT_ISSUER",
+        "JWT_AUDIENCE",
         "LOG_LEVEL",
         "NATS_SUBJECT_PREFIX",
         "PORT",
         "RELAY_BATCH_SIZE",
       ].sort(),
     );
+  });
+
+  it("takes a variable set to nothing as unset: its default, never port 0", () => {
+    const c = loadConfig({ PORT: "", GRPC_PORT: " ", RATE_LIMIT_PER_SECOND: "", HOST: "" });
+    expect(c).toMatchObject({ port: 8080, grpcPort: 50051, host: "127.0.0.1" });
+    expect(c.limits.ratePerSecond).toBe(1000);
   });
 });
