@@ -93,7 +93,10 @@ const EnvSchema = z.object({
   RELAY_POLL_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(250),
   RELAY_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(2_000),
   GROUPS_FAULT_INJECTION: z.enum(["crash-before-publish", "crash-after-ack"]).optional(),
-  AUTH_BOOTSTRAP_KEY: optionalString,
+  AUTH_BOOTSTRAP_KEY: optionalString.refine(
+    (v) => v === undefined || v.length >= 16,
+    "must be at least 16 characters: it opens the whole deployment (e.g. openssl rand -hex 32)",
+  ),
   AUTH_DISABLED: flag(false),
   JWT_JWKS_URL: optionalString.refine(
     (v) => v === undefined || /^https?:\/\/\S+$/.test(v),

@@ -65,6 +65,7 @@ describe("loadConfig", () => {
         RELAY_BATCH_SIZE: "0",
         // Over the cap it leaves at its default (60 s): a cross-variable rule, reported too.
         DEADLINE_DEFAULT_MS: "70000",
+        AUTH_BOOTSTRAP_KEY: "change-me",
       });
     } catch (err) {
       error = err;
@@ -73,6 +74,7 @@ describe("loadConfig", () => {
     const named = (error as ConfigError).problems.map((p) => p.split(":")[0]);
     expect(named.sort()).toEqual(
       [
+        "AUTH_BOOTSTRAP_KEY",
         "AUTH_DISABLED",
         "DATABASE_URL",
         "DEADLINE_DEFAULT_MS",
