@@ -263,10 +263,10 @@ interface SweepCase {
   b: Record<string, string>;
   request: (ids: Record<string, string>) => Record<string, unknown>;
   /**
-   * "error": only an error is acceptable; "list": a success is acceptable when
-   * it reveals nothing of B (and passes `check`).
+   * "error": only an error is acceptable; "list", "no-op": a success is
+   * acceptable when it reveals and changes nothing of B (and passes `check`).
    */
-  allow?: "error" | "list";
+  allow?: "error" | "list" | "no-op";
   /** The error code required (cases without a twin). */
   code?: Code;
   check?: (json: Record<string, unknown>) => void;
@@ -605,6 +605,16 @@ function sweepCases(): Record<string, SweepCase[]> {
             groupId: A.g1,
             organizationMembershipId: om,
             allowMissing,
+          }),
+          // With allow_missing, a membership A cannot see is "not in the
+          // group": OK with nothing removed, exactly as for one that never
+          // existed (the twin), and the answer holds only A's group.
+          ...(allowMissing && {
+            allow: "no-op" as const,
+            check: (json: Record<string, unknown>) => {
+              expect(json.removed ?? false, "removed").toBe(false);
+              expect((json.group as Record<string, unknown>).organizationId).toBe(A.id);
+            },
           }),
         },
         {
@@ -1115,7 +1125,7 @@ describe.each(DOORS)("an A-limited caller over %s", (door) => {
             ? await invoke(door, caller.token, method, c.request(twinIds))
             : undefined;
 
-        if (got.ok && c.allow !== "list") {
+        if (got.ok && (c.allow ?? "error") === "error") {
           problems.push(`${label}: SUCCEEDED ${stringify(got.json)}`);
         }
         if (got.ok && c.check) {
