@@ -1,6 +1,6 @@
 import { brotliDecompressSync, gunzipSync } from "node:zlib";
 import type { DescMessage } from "@bufbuild/protobuf";
-import { Code } from "@connectrpc/connect";
+import { Code, type ConnectError } from "@connectrpc/connect";
 import { codeFromString, errorToJson } from "@connectrpc/connect/protocol-connect";
 import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { frameworkError, statusDetailsBin } from "./errors.js";
@@ -82,8 +82,8 @@ function framed(
 }
 
 /** A gRPC status's details, as its `-bin` header value. */
-const detailsHeader = (code: Code, message: string) =>
-  Buffer.from(statusDetailsBin(mended(code, message))).toString("base64");
+const detailsHeader = (wire: ConnectError) =>
+  Buffer.from(statusDetailsBin(wire)).toString("base64");
 
 function rewriteGrpcStatus(h: Headers): void {
   const status = Number(h.get("grpc-status") ?? 0);
@@ -91,7 +91,7 @@ function rewriteGrpcStatus(h: Headers): void {
   const message = decodeURIComponent(h.get("grpc-message") ?? "");
   const wire = mended(status, message);
   h.set("grpc-status", String(wire.code));
-  h.set(STATUS_DETAILS, detailsHeader(status, message));
+  h.set(STATUS_DETAILS, detailsHeader(wire));
 }
 
 function rewriteGrpcWebTrailer(payload: Uint8Array): Uint8Array {
@@ -102,11 +102,11 @@ function rewriteGrpcWebTrailer(payload: Uint8Array): Uint8Array {
   const status = Number(value("grpc-status") || 0);
   if (status === 0 || value(STATUS_DETAILS) !== "") return payload;
   const message = decodeURIComponent(value("grpc-message"));
-  const code = mended(status, message).code;
+  const wire = mended(status, message);
   const lines = text
-    .replace(/^grpc-status:.*$/im, `grpc-status: ${code}`)
+    .replace(/^grpc-status:.*$/im, `grpc-status: ${wire.code}`)
     .replace(/\r?\n?$/, "\r\n");
-  return Buffer.from(`${lines}${STATUS_DETAILS}: ${detailsHeader(status, message)}\r\n`, "latin1");
+  return Buffer.from(`${lines}${STATUS_DETAILS}: ${detailsHeader(wire)}\r\n`, "latin1");
 }
 
 type ConnectErrorJson = { code: string; message?: string; details?: unknown[] };
