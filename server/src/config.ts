@@ -10,11 +10,9 @@ const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).def
 
 const flag = (fallback: boolean) =>
   z
-    .enum(["1", "0", "true", "false", "yes", "no", "on", "off", ""])
+    .enum(["1", "0", "true", "false", "yes", "no", "on", "off"])
     .optional()
-    .transform((v) =>
-      v === undefined || v === "" ? fallback : ["1", "true", "yes", "on"].includes(v),
-    );
+    .transform((v) => (v === undefined ? fallback : ["1", "true", "yes", "on"].includes(v)));
 
 /**
  * The Unix socket named by a DATABASE_URL's `socket` parameter (undefined:
@@ -33,10 +31,11 @@ function socketOf(url: string): string | undefined | null {
   return socket.startsWith("/") ? socket : null;
 }
 
+// Blank values arrive as undefined (withoutBlanks).
 const optionalString = z
   .string()
   .optional()
-  .transform((v) => (v === undefined || v.trim() === "" ? undefined : v.trim()));
+  .transform((v) => v?.trim());
 
 /** JWT algorithms that can be pinned: asymmetric only, so no shared secret (and no "none"). */
 const ASYMMETRIC_ALGORITHMS = [

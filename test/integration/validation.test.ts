@@ -1,4 +1,3 @@
-import { fromBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ulid } from "ulid";
@@ -9,7 +8,12 @@ import {
 } from "../../clients/src/gen/google/rpc/error_details_pb.js";
 import { Order } from "../../clients/src/gen/groups/v1/common_pb.js";
 import { OrganizationMembershipStatus } from "../../clients/src/gen/groups/v1/organizations_pb.js";
-import { StatusSchema } from "../../clients/src/gen/google/rpc/status_pb.js";
+import {
+  badFieldsOfConnectJson,
+  reasonOfConnectJson,
+  statusDetailsOf,
+  type ConnectErrorJson,
+} from "../support/assertions.js";
 import { RawH2 } from "../support/raw-h2.js";
 import { DOORS, startTestServer, type Clients, type TestServer } from "../support/server.js";
 
@@ -621,12 +625,6 @@ describe("plain Connect JSON over fetch", () => {
       },
       body: JSON.stringify(body),
     });
-  /** The fields named by the google.rpc.BadRequest detail of a Connect JSON error body. */
-  const badRequestFields = (details: { type: string; value: string }[] | undefined) => {
-    const br = details!.find((d) => d.type === "google.rpc.BadRequest")!;
-    const decoded = fromBinary(BadRequestSchema, Buffer.from(br.value, "base64"));
-    return decoded.fieldViolations.map((v) => v.field);
-  };
 
   it("answers HTTP 400 with code invalid_argument and a google.rpc.BadRequest detail", async () => {
     const before = await rowCounts();
@@ -642,10 +640,7 @@ describe("plain Connect JSON over fetch", () => {
     const types = (body.details ?? []).map((d) => d.type);
     expect(types).toContain("google.rpc.BadRequest");
     expect(types).toContain("google.rpc.ErrorInfo");
-    expect([...new Set(badRequestFields(body.details))].sort()).toEqual([
-      "name",
-      "organization_id",
-    ]);
+    expect([...new Set(badFieldsOfConnectJson(body))].sort()).toEqual(["name", "organization_id"]);
     expect(await rowCounts()).toEqual(before);
   });
 
@@ -660,18 +655,12 @@ describe("plain Connect JSON over fetch", () => {
       },
       body: text,
     });
-    const body = (await res.json()) as {
-      code: string;
-      details?: { type: string; value: string }[];
-    };
-    const info = body.details?.find((d) => d.type === "google.rpc.ErrorInfo");
+    const body = (await res.json()) as ConnectErrorJson;
     return {
       status: res.status,
       code: body.code,
-      reason: info && fromBinary(ErrorInfoSchema, Buffer.from(info.value, "base64")).reason,
-      fields: body.details?.some((d) => d.type === "google.rpc.BadRequest")
-        ? badRequestFields(body.details)
-        : [],
+      reason: reasonOfConnectJson(body),
+      fields: badFieldsOfConnectJson(body),
     };
   }
 
@@ -741,7 +730,7 @@ describe("plain Connect JSON over fetch", () => {
       details?: { type: string; value: string }[];
     };
     expect(body.code).toBe("invalid_argument");
-    expect(badRequestFields(body.details)).toEqual(["description"]);
+    expect(badFieldsOfConnectJson(body)).toEqual(["description"]);
   });
 });
 
@@ -777,7 +766,7 @@ describe("bytes that do not decode, on the gRPC doors", () => {
       expect(grpc.status[err.code]).toBe("INVALID_ARGUMENT");
       const [bin] = err.metadata.get("grpc-status-details-bin") as Buffer[];
       expect(bin, "grpc-status-details-bin").toBeDefined();
-      expect(statusOf(bin)).toEqual({
+      expect(statusDetailsOf(bin)).toEqual({
         code: grpc.status.INVALID_ARGUMENT,
         reason: "MALFORMED_REQUEST",
       });
@@ -797,7 +786,7 @@ describe("bytes that do not decode, on the gRPC doors", () => {
         const auth = { authorization: `Bearer ${t.apiKey}` };
         const r = await h2.call(url(), path, auth, Buffer.alloc(0));
         expect(r.grpcStatus, path).toBe(String(grpc.status.INVALID_ARGUMENT));
-        expect(statusOf(Buffer.from(r.detailsBin ?? "", "base64")), path).toEqual({
+        expect(statusDetailsOf(r.detailsBin), path).toEqual({
           code: grpc.status.INVALID_ARGUMENT,
           reason: "MALFORMED_REQUEST",
         });
@@ -807,10 +796,3 @@ describe("bytes that do not decode, on the gRPC doors", () => {
     }
   });
 });
-
-/** The code and ErrorInfo reason of a `grpc-status-details-bin` value. */
-function statusOf(bin: Buffer | undefined) {
-  const status = fromBinary(StatusSchema, bin ?? Buffer.alloc(0));
-  const info = status.details.find((d) => d.typeUrl.endsWith("/google.rpc.ErrorInfo"));
-  return { code: status.code, reason: info && fromBinary(ErrorInfoSchema, info.value).reason };
-}

@@ -27,7 +27,6 @@
 import { gzipSync } from "node:zlib";
 import {
   create,
-  fromBinary,
   toBinary,
   toJson,
   ScalarType,
@@ -44,9 +43,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventsService } from "../../clients/src/gen/groups/v1/events_pb.js";
 import { GroupsService } from "../../clients/src/gen/groups/v1/groups_pb.js";
 import { OrganizationsService } from "../../clients/src/gen/groups/v1/organizations_pb.js";
-import { ErrorInfoSchema } from "../../clients/src/gen/google/rpc/error_details_pb.js";
-import { StatusSchema } from "../../clients/src/gen/google/rpc/status_pb.js";
 import { errorDetails } from "../../clients/src/sdk/errors.js";
+import {
+  reasonOfConnectJson,
+  statusDetailsOf,
+  type ConnectErrorJson,
+} from "../support/assertions.js";
 import { RawH2 } from "../support/raw-h2.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { until } from "../support/wait.js";
@@ -1239,27 +1241,6 @@ interface RawAnswer {
   reason?: string;
 }
 
-/** A Connect error as JSON (a unary body, or an end-stream's `error`). */
-type ConnectErrorJson = {
-  code?: string;
-  message?: string;
-  details?: { type: string; value: string }[];
-};
-
-/** The ErrorInfo reason among a Connect error's details. */
-function reasonOfJson(error: ConnectErrorJson | undefined): string | undefined {
-  const info = error?.details?.find((d) => d.type === "google.rpc.ErrorInfo");
-  return info && fromBinary(ErrorInfoSchema, Buffer.from(info.value, "base64")).reason;
-}
-
-/** The ErrorInfo reason in `grpc-status-details-bin` (a base64 google.rpc.Status). */
-function reasonOfStatusBin(base64: string | undefined): string | undefined {
-  if (!base64) return undefined;
-  const status = fromBinary(StatusSchema, Buffer.from(base64, "base64"));
-  const info = status.details.find((d) => d.typeUrl.endsWith("/google.rpc.ErrorInfo"));
-  return info && fromBinary(ErrorInfoSchema, info.value).reason;
-}
-
 /** A trailer's value in a gRPC-Web trailer frame. */
 const trailerValue = (trailer: string, key: string) =>
   new RegExp(`^${key}:\\s*([^\\r\\n]*)`, "im").exec(trailer)?.[1];
@@ -1442,7 +1423,7 @@ async function postConnectUnary(s: ConnectUnarySpec): Promise<void> {
     return;
   }
   expectNoInternal(
-    { httpStatus: res.status, code, message: error.message, reason: reasonOfJson(error) },
+    { httpStatus: res.status, code, message: error.message, reason: reasonOfConnectJson(error) },
     what,
   );
 }
@@ -1502,7 +1483,7 @@ async function postFramed(s: StreamPostSpec): Promise<void> {
         httpStatus: res.status,
         code: grpcCode(status),
         message: decodeURIComponent(message ?? ""),
-        reason: reasonOfStatusBin(details),
+        reason: statusDetailsOf(details).reason,
       },
       what,
     );
@@ -1524,7 +1505,7 @@ async function postFramed(s: StreamPostSpec): Promise<void> {
       httpStatus: res.status,
       code: connectCode(error?.code),
       message: error?.message,
-      reason: reasonOfJson(error),
+      reason: reasonOfConnectJson(error),
     },
     what,
   );
@@ -1603,7 +1584,7 @@ async function rawGrpc(s: RawGrpcSpec): Promise<void> {
       httpStatus: r.httpStatus,
       code: grpcCode(r.grpcStatus),
       message: decodeURIComponent(r.message ?? ""),
-      reason: reasonOfStatusBin(r.detailsBin),
+      reason: statusDetailsOf(r.detailsBin).reason,
     },
     what,
   );
@@ -1660,7 +1641,7 @@ async function getConnect(s: ConnectGetSpec): Promise<void> {
     return;
   }
   expectNoInternal(
-    { httpStatus: res.status, code, message: error.message, reason: reasonOfJson(error) },
+    { httpStatus: res.status, code, message: error.message, reason: reasonOfConnectJson(error) },
     what,
   );
 }
@@ -1687,7 +1668,7 @@ async function grpcAnswer(
     httpStatus: r.httpStatus,
     code: grpcCode(r.grpcStatus),
     message: decodeURIComponent(r.message ?? ""),
-    reason: reasonOfStatusBin(r.detailsBin),
+    reason: statusDetailsOf(r.detailsBin).reason,
   };
 }
 
@@ -1717,7 +1698,7 @@ async function connectAnswer(
         httpStatus: res.status,
         code: grpcCode(status),
         message: decodeURIComponent(trailerValue(trailer, "grpc-message") ?? ""),
-        reason: reasonOfStatusBin(trailerValue(trailer, "grpc-status-details-bin")),
+        reason: statusDetailsOf(trailerValue(trailer, "grpc-status-details-bin")).reason,
       };
     }
   }
@@ -1725,7 +1706,7 @@ async function connectAnswer(
     httpStatus: res.status,
     code: connectCode(error?.code),
     message: error?.message,
-    reason: reasonOfJson(error),
+    reason: reasonOfConnectJson(error),
   };
 }
 
@@ -1782,7 +1763,7 @@ const FRAMEWORK_CASES: [string, () => Promise<RawAnswer>][] = [
         httpStatus: res.status,
         code: connectCode(error.code),
         message: error.message,
-        reason: reasonOfJson(error),
+        reason: reasonOfConnectJson(error),
       };
     },
   ],

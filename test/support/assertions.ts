@@ -1,3 +1,4 @@
+import { fromBinary } from "@bufbuild/protobuf";
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { expect } from "vitest";
@@ -5,6 +6,7 @@ import {
   BadRequestSchema,
   ErrorInfoSchema,
 } from "../../clients/src/gen/google/rpc/error_details_pb.js";
+import { StatusSchema } from "../../clients/src/gen/google/rpc/status_pb.js";
 
 /** Awaits a call that must fail; checks its code and its one ErrorInfo (and reason, if given). */
 export async function expectError(
@@ -58,4 +60,37 @@ export async function pool<T, R>(
     }),
   );
   return out;
+}
+
+/** A Connect error as JSON (a unary body, or an end-stream's `error`). */
+export type ConnectErrorJson = {
+  code?: string;
+  message?: string;
+  details?: { type: string; value: string }[];
+};
+
+/** The ErrorInfo reason among a raw Connect error's JSON details. */
+export function reasonOfConnectJson(error: ConnectErrorJson | undefined): string | undefined {
+  const info = error?.details?.find((d) => d.type === "google.rpc.ErrorInfo");
+  return info && fromBinary(ErrorInfoSchema, Buffer.from(info.value, "base64")).reason;
+}
+
+/** The fields a raw Connect error's google.rpc.BadRequest detail names. */
+export function badFieldsOfConnectJson(error: ConnectErrorJson | undefined): string[] {
+  const br = error?.details?.find((d) => d.type === "google.rpc.BadRequest");
+  if (!br) return [];
+  return fromBinary(BadRequestSchema, Buffer.from(br.value, "base64")).fieldViolations.map(
+    (v) => v.field,
+  );
+}
+
+/** The code and ErrorInfo reason of a raw `grpc-status-details-bin` (bytes, or base64 text). */
+export function statusDetailsOf(bin: Uint8Array | string | undefined): {
+  code: number;
+  reason: string | undefined;
+} {
+  const bytes = typeof bin === "string" ? Buffer.from(bin, "base64") : (bin ?? new Uint8Array());
+  const status = fromBinary(StatusSchema, bytes);
+  const info = status.details.find((d) => d.typeUrl.endsWith("/google.rpc.ErrorInfo"));
+  return { code: status.code, reason: info && fromBinary(ErrorInfoSchema, info.value).reason };
 }

@@ -162,6 +162,9 @@ function detailsAsAny(err: ConnectError): Any[] {
   });
 }
 
+/** The gRPC trailer that carries an error's details. */
+export const STATUS_DETAILS_HEADER = "grpc-status-details-bin";
+
 /** `grpc-status-details-bin`: a serialized google.rpc.Status with the same code, message and details. */
 export function statusDetailsBin(err: ConnectError): Uint8Array {
   return toBinary(

@@ -9,7 +9,7 @@ import { once } from "node:events";
 import * as grpc from "@grpc/grpc-js";
 import { ConnectError } from "@connectrpc/connect";
 import type { ServiceBinding } from "./connect-door.js";
-import { statusDetailsBin } from "./errors.js";
+import { STATUS_DETAILS_HEADER, statusDetailsBin } from "./errors.js";
 import type { CallPipeline } from "./pipeline.js";
 
 /**
@@ -127,6 +127,6 @@ function headersOf(metadata: grpc.Metadata): Headers {
 function grpcError(err: unknown): Partial<grpc.StatusObject> {
   const wire = err instanceof ConnectError ? err : new ConnectError("internal error", 13);
   const metadata = new grpc.Metadata();
-  metadata.set("grpc-status-details-bin", Buffer.from(statusDetailsBin(wire)));
+  metadata.set(STATUS_DETAILS_HEADER, Buffer.from(statusDetailsBin(wire)));
   return { code: wire.code as number as grpc.status, details: wire.rawMessage, metadata };
 }

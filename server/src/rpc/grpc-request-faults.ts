@@ -1,7 +1,7 @@
 import type { Code } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { BaseServerInterceptingCall } from "@grpc/grpc-js/build/src/server-interceptors.js";
-import { frameworkError, statusDetailsBin } from "./errors.js";
+import { frameworkError, STATUS_DETAILS_HEADER, statusDetailsBin } from "./errors.js";
 
 /**
  * grpc-js answers three kinds of unreadable request with INTERNAL, before any
@@ -15,7 +15,6 @@ import { frameworkError, statusDetailsBin } from "./errors.js";
  */
 const REQUEST_FAULT =
   /^(Invalid grpc-timeout value|Failed to decompress message|Error deserializing request)/;
-const STATUS_DETAILS = "grpc-status-details-bin";
 
 let installed = false;
 
@@ -26,7 +25,7 @@ export function answerGrpcFrameworkErrorsWithDetails(): void {
   const sendStatus = proto.sendStatus;
   proto.sendStatus = function (status) {
     // The pipeline's errors carry their details already (grpc-door.ts).
-    if (status.code === grpc.status.OK || status.metadata?.get(STATUS_DETAILS).length) {
+    if (status.code === grpc.status.OK || status.metadata?.get(STATUS_DETAILS_HEADER).length) {
       return sendStatus.call(this, status);
     }
     const message = status.details ?? "";
@@ -36,7 +35,7 @@ export function answerGrpcFrameworkErrorsWithDetails(): void {
       message,
     );
     const metadata = status.metadata?.clone() ?? new grpc.Metadata();
-    metadata.set(STATUS_DETAILS, Buffer.from(statusDetailsBin(wire)));
+    metadata.set(STATUS_DETAILS_HEADER, Buffer.from(statusDetailsBin(wire)));
     return sendStatus.call(this, { ...status, code: wire.code as number, metadata });
   };
 }

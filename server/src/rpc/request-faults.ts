@@ -3,7 +3,7 @@ import type { DescMessage } from "@bufbuild/protobuf";
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { codeFromString, errorToJson } from "@connectrpc/connect/protocol-connect";
 import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
-import { frameworkError, statusDetailsBin } from "./errors.js";
+import { frameworkError, STATUS_DETAILS_HEADER, statusDetailsBin } from "./errors.js";
 
 /**
  * The frameworks answer some requests they cannot read with INTERNAL: a body
@@ -37,7 +37,6 @@ const DECOMPRESS: Record<string, ((b: Buffer) => Buffer) | undefined> = {
 };
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
-const STATUS_DETAILS = "grpc-status-details-bin";
 
 /**
  * Rewrites a Connect, gRPC or gRPC-Web error response that a framework wrote
@@ -87,11 +86,11 @@ const detailsHeader = (wire: ConnectError) =>
 
 function rewriteGrpcStatus(h: Headers): void {
   const status = Number(h.get("grpc-status") ?? 0);
-  if (status === 0 || h.has(STATUS_DETAILS)) return;
+  if (status === 0 || h.has(STATUS_DETAILS_HEADER)) return;
   const message = decodeURIComponent(h.get("grpc-message") ?? "");
   const wire = mended(status, message);
   h.set("grpc-status", String(wire.code));
-  h.set(STATUS_DETAILS, detailsHeader(wire));
+  h.set(STATUS_DETAILS_HEADER, detailsHeader(wire));
 }
 
 function rewriteGrpcWebTrailer(payload: Uint8Array): Uint8Array {
@@ -100,13 +99,13 @@ function rewriteGrpcWebTrailer(payload: Uint8Array): Uint8Array {
   const value = (key: string) =>
     new RegExp(`^${key}:\\s*(.*)$`, "im").exec(text)?.[1]?.trim() ?? "";
   const status = Number(value("grpc-status") || 0);
-  if (status === 0 || value(STATUS_DETAILS) !== "") return payload;
+  if (status === 0 || value(STATUS_DETAILS_HEADER) !== "") return payload;
   const message = decodeURIComponent(value("grpc-message"));
   const wire = mended(status, message);
   const lines = text
     .replace(/^grpc-status:.*$/im, `grpc-status: ${wire.code}`)
     .replace(/\r?\n?$/, "\r\n");
-  return Buffer.from(`${lines}${STATUS_DETAILS}: ${detailsHeader(wire)}\r\n`, "latin1");
+  return Buffer.from(`${lines}${STATUS_DETAILS_HEADER}: ${detailsHeader(wire)}\r\n`, "latin1");
 }
 
 type ConnectErrorJson = { code: string; message?: string; details?: unknown[] };
