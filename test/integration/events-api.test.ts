@@ -411,6 +411,62 @@ describe("ListEvents time bounds finer than a millisecond", () => {
   });
 });
 
+describe("ListEvents time bounds at and beyond the ends of time", () => {
+  // google.protobuf.Timestamp spans 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+  const FIRST = { seconds: -62_135_596_800n, nanos: 0 };
+  const LAST = { seconds: 253_402_300_799n, nanos: 999_999_999 };
+
+  it("refuses a Timestamp outside its definition as INVALID_ARGUMENT, naming each bound", async () => {
+    const ev = eventsClient("grpc");
+    const cases: [ListInit, string[]][] = [
+      [{ rangeStart: { seconds: -1_000_000_000_000n } }, ["range_start"]],
+      [{ rangeEnd: { seconds: 3_000_000_000_000n } }, ["range_end"]],
+      [{ rangeStart: { seconds: LAST.seconds + 1n } }, ["range_start"]],
+      [{ rangeEnd: { seconds: FIRST.seconds - 1n } }, ["range_end"]],
+      [{ rangeStart: { seconds: 1n, nanos: -1 } }, ["range_start"]],
+      [{ rangeEnd: { seconds: 1n, nanos: 1_000_000_000 } }, ["range_end"]],
+      [
+        { rangeStart: { seconds: -1_000_000_000_000n }, rangeEnd: { seconds: 3_000_000_000_000n } },
+        ["range_start", "range_end"],
+      ],
+    ];
+    for (const [req, fields] of cases) {
+      const err = await expectError(ev.listEvents(req), Code.InvalidArgument);
+      expect(
+        new Set(badFields(err)),
+        JSON.stringify(req, (_, v) => String(v)),
+      ).toEqual(new Set(fields));
+    }
+  });
+
+  it("refused bounds leave the database pool whole: more of them than it has connections", async () => {
+    const ev = eventsClient("grpc");
+    // The default pool has 16 connections; a bound that broke one each time would hang the 17th call.
+    for (let i = 0; i < 40; i++) {
+      await expectError(
+        ev.listEvents({ rangeStart: { seconds: -1_000_000_000_000n } }),
+        Code.InvalidArgument,
+      );
+    }
+    expect((await ev.listEvents({ limit: 1 })).events).toHaveLength(1);
+  });
+
+  it("the first and last valid instants select as their meaning says", async () => {
+    const ev = eventsClient("grpc");
+    const all = ids(await listAll(ev));
+    expect(all.length).toBeGreaterThan(0);
+    expect(ids(await listAll(ev, { rangeStart: FIRST }))).toEqual(all);
+    expect(ids(await listAll(ev, { rangeEnd: LAST }))).toEqual(all);
+    expect(ids(await listAll(ev, { rangeStart: FIRST, rangeEnd: LAST }))).toEqual(all);
+    expect(await listAll(ev, { rangeEnd: FIRST })).toEqual([]);
+    expect(await listAll(ev, { rangeStart: LAST })).toEqual([]);
+    // Before the year 1000 (below what a DATETIME holds) and after it.
+    const year900 = timestampFromMs(Date.UTC(900, 0, 1));
+    expect(await listAll(ev, { rangeEnd: year900 })).toEqual([]);
+    expect(ids(await listAll(ev, { rangeStart: year900 }))).toEqual(all);
+  });
+});
+
 // ---------------------------------------------------------------------------
 // Through each door
 // ---------------------------------------------------------------------------

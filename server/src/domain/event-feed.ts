@@ -14,6 +14,24 @@ export interface FeedFilterInput {
   within?: string;
 }
 
+/** What a DATETIME column holds (MariaDB's range; SQLite's text compares only within it). */
+const STORABLE_MIN = Date.UTC(1000, 0, 1);
+const STORABLE_MAX = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+/**
+ * A time bound as the store can compare it. Every event was created inside the
+ * storable range, so a bound outside it is moved to the range's edge without
+ * changing which events it selects; the driver never sees a date it cannot write.
+ */
+function storableBound(v: Violations, field: string, bound: Date | undefined): Date | undefined {
+  if (bound === undefined) return undefined;
+  if (Number.isNaN(bound.getTime())) {
+    v.add(field, "must be a valid timestamp (0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z)");
+    return undefined;
+  }
+  return new Date(Math.min(STORABLE_MAX, Math.max(STORABLE_MIN, bound.getTime())));
+}
+
 /**
  * The events API's rules: ListEvents pages and StreamEvents' replay-then-tail.
  * Both read only sequenced events, whose sequence numbers become visible in
@@ -32,7 +50,9 @@ export class EventFeed {
   ): Promise<{ events: RecordedEvent[]; after: string }> {
     const v = new Violations();
     const filter = this.filter(v, input);
-    if (input.rangeStart && input.rangeEnd && input.rangeStart > input.rangeEnd) {
+    const rangeStart = storableBound(v, "range_start", input.rangeStart);
+    const rangeEnd = storableBound(v, "range_end", input.rangeEnd);
+    if (rangeStart && rangeEnd && input.rangeStart! > input.rangeEnd!) {
       v.add("range_end", "must not be before range_start");
     }
     if (!Number.isInteger(input.limit) || input.limit < 0 || input.limit > MAX_PAGE_SIZE) {
@@ -44,7 +64,7 @@ export class EventFeed {
     const from = input.after ? await this.cursor(input.after, input.within) : "0";
     const rows = await store.eventsAfter(
       this.db.reader,
-      { ...filter, rangeStart: input.rangeStart, rangeEnd: input.rangeEnd },
+      { ...filter, rangeStart, rangeEnd },
       from,
       limit + 1,
     );

@@ -4,12 +4,24 @@ import type { EventFeed } from "../domain/event-feed.js";
 import { toEventMessage } from "../events/codec.js";
 import { organizationScope, type Handlers } from "./pipeline.js";
 
+/** google.protobuf.Timestamp's valid range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z. */
+const TIMESTAMP_MIN_SECONDS = -62_135_596_800n;
+const TIMESTAMP_MAX_SECONDS = 253_402_300_799n;
+
 /**
  * Events carry millisecond times. Rounding a bound up keeps both ends exact:
  * an event at T is before an end of T+0.4 ms and before a start of T+0.4 ms.
+ * A Timestamp outside its own definition becomes an invalid Date, which the
+ * domain refuses by field name.
  */
 const ceilToMillisecond = (t: Timestamp): Date =>
-  new Date(Number(t.seconds) * 1000 + Math.ceil(t.nanos / 1e6));
+  t.seconds < TIMESTAMP_MIN_SECONDS ||
+  t.seconds > TIMESTAMP_MAX_SECONDS ||
+  !Number.isInteger(t.nanos) ||
+  t.nanos < 0 ||
+  t.nanos > 999_999_999
+    ? new Date(NaN)
+    : new Date(Number(t.seconds) * 1000 + Math.ceil(t.nanos / 1e6));
 
 /** groups.v1.EventsService: decode → domain → shape. */
 export function eventsHandlers(feed: EventFeed): Handlers<typeof EventsService> {
