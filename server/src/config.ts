@@ -57,6 +57,10 @@ const claimName = (fallback: string) =>
     .regex(/^[A-Za-z0-9_:./-]+$/, "a claim name")
     .default(fallback);
 
+/** One NATS server as nats.js reads it: optional scheme and credentials, host, optional port. */
+const NATS_SERVER =
+  /^(?:(?:nats|tls):\/\/(?:[^\s@/]+@)?)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?\/?$/;
+
 const DEFAULT_DEADLINE_MS = 30_000;
 const MAX_DEADLINE_MS = 60_000;
 
@@ -75,9 +79,20 @@ const EnvSchema = z.object({
     ),
   SQLITE_PATH: z.string().min(1).default("./data/groups.sqlite"),
   MIGRATE_ON_START: flag(true),
-  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(1000).default(16),
-  DATABASE_POOL_QUEUE_LIMIT: z.coerce.number().int().min(0).max(100000).default(256),
-  NATS_URL: optionalString,
+  // The relay leader holds one connection for its lease (and migrations one for
+  // their lock), so a pool of one would leave calls none.
+  DATABASE_POOL_SIZE: z.coerce
+    .number()
+    .int()
+    .min(2, "must be at least 2: the relay's lease holds one connection")
+    .max(1000)
+    .default(16),
+  // At least 1: mysql2 reads a queue limit of 0 as "no limit".
+  DATABASE_POOL_QUEUE_LIMIT: z.coerce.number().int().min(1).max(100000).default(256),
+  NATS_URL: optionalString.refine(
+    (v) => v === undefined || v.split(",").every((s) => NATS_SERVER.test(s.trim())),
+    "must be nats://host:port, tls://host:port or host:port (several comma-separated)",
+  ),
   NATS_STREAM: z
     .string()
     .regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and - only")

@@ -44,7 +44,7 @@ import {
   type EventsServer,
   type Member,
 } from "../support/events.js";
-import { connectNats, storedEvents, type StoredEvent } from "../support/nats.js";
+import { connectNats, SHARED_NATS_URL, storedEvents, type StoredEvent } from "../support/nats.js";
 import type { Clients } from "../support/server.js";
 import { until } from "../support/wait.js";
 
@@ -957,6 +957,21 @@ describe("the stream", () => {
       expect(got.event.type).toBe("group.created");
       expect(groupOf(got.event)).toBe(group.id);
       await within(sub.stop(), "stop() while a for-await loop runs");
+    } finally {
+      await closeEventsServer(x, nc);
+    }
+  });
+
+  it("is reached through a NATS_URL listing several servers, one of them down", async () => {
+    // Port 1 refuses connections; nats.js tries the servers in random order. Read
+    // as one address, this list would name only its last server: the one that is down.
+    const x = await startHarness({ NATS_URL: `${SHARED_NATS_URL}, nats://127.0.0.1:1` });
+    try {
+      const org = (await x.c.orgs.createOrganization({ name: "Listed" })).organization!.id;
+      const group = await createGroup(x, org, "Reached");
+      await until("the event reaches the stream", async () => (await lastStreamSeq(x)) >= 1);
+      const [stored] = await storedEvents(nc, x.stream);
+      expect(groupOf(stored.event)).toBe(group.id);
     } finally {
       await closeEventsServer(x, nc);
     }

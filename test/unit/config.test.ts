@@ -89,6 +89,42 @@ describe("loadConfig", () => {
     );
   });
 
+  it("refuses values that would start a service that cannot work", () => {
+    const problem = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+      } catch (err) {
+        return (err as ConfigError).problems.join("; ");
+      }
+      return "";
+    };
+    // A pool of one: the relay's lease (or the migration lock) takes it and every call waits.
+    expect(problem({ DATABASE_POOL_SIZE: "1" })).toMatch(/^DATABASE_POOL_SIZE: must be at least 2/);
+    expect(
+      loadConfig({ DATABASE_URL: "mysql://u@db/groups", DATABASE_POOL_SIZE: "2" }).database,
+    ).toMatchObject({ poolSize: 2 });
+    // mysql2 reads a queue limit of 0 as unbounded, the opposite of what it says.
+    expect(problem({ DATABASE_POOL_QUEUE_LIMIT: "0" })).toMatch(/^DATABASE_POOL_QUEUE_LIMIT:/);
+    // A NATS address nats.js would never reach is caught at start, not at the first publish.
+    for (const bad of [
+      "nats//127.0.0.1:4222",
+      "http://nats:4222",
+      "nats://a:4222,",
+      "nats://a b",
+    ]) {
+      expect(problem({ NATS_URL: bad }), bad).toMatch(/^NATS_URL: must be nats:\/\/host:port/);
+    }
+    for (const good of [
+      "nats://127.0.0.1:4222",
+      "tls://nats.internal:4443",
+      "nats://user:secret@nats-1:4222, nats://nats-2:4222",
+      "localhost:4222",
+      "nats://[::1]:4222",
+    ]) {
+      expect(loadConfig({ NATS_URL: good }).nats.url, good).toBe(good);
+    }
+  });
+
   it("takes a variable set to nothing as unset: its default, never port 0", () => {
     const c = loadConfig({ PORT: "", GRPC_PORT: " ", RATE_LIMIT_PER_SECOND: "", HOST: "" });
     expect(c).toMatchObject({ port: 8080, grpcPort: 50051, host: "127.0.0.1" });

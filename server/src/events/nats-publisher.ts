@@ -6,6 +6,7 @@ import { JetStreamAcks, type StoredAck } from "./jetstream-acks.js";
 import { streamSubjects, subjectOf } from "./subjects.js";
 
 export interface StreamSettings {
+  /** One server, or several comma-separated (NATS_URL). */
   url: string;
   stream: string;
   subjectPrefix: string;
@@ -98,7 +99,7 @@ export class NatsPublisher {
   private async connectAndEnsureStream(): Promise<JetStreamAcks> {
     if (!this.connection || this.connection.isClosed()) {
       const nc = await connect({
-        servers: this.settings.url,
+        servers: this.settings.url.split(",").map((s) => s.trim()),
         name: "groups-relay",
         maxReconnectAttempts: -1,
         reconnectTimeWait: 250,
