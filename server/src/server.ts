@@ -139,7 +139,12 @@ export async function startServer(
         new Memberships(database),
       ) as never,
     },
-    { service: EventsService, handlers: eventsHandlers(new EventFeed(database, relay)) as never },
+    {
+      service: EventsService,
+      handlers: eventsHandlers(
+        new EventFeed(database, relay, config.events.relayPollIntervalMs),
+      ) as never,
+    },
     { service: Health, handlers: healthHandlers(health) as never },
   ];
   const apiKeys = new ApiKeys(database, auth.apiKeyCacheMs);
