@@ -977,6 +977,20 @@ describe("the stream", () => {
     }
   });
 
+  it("records the watermark of its last round when the relay stops, however long the poll interval", async () => {
+    // A long poll: only the round that published the event can have recorded it.
+    const x = await startHarness({ RELAY_POLL_INTERVAL_MS: "60000" });
+    try {
+      const org = (await x.c.orgs.createOrganization({ name: "Quiet" })).organization!.id;
+      await createGroup(x, org, "Last");
+      await until("the event reaches the stream", async () => (await lastStreamSeq(x)) >= 1);
+      await x.t.server.relay.stop();
+      expect(await unpublishedCount(x.t.db)).toBe(0);
+    } finally {
+      await closeEventsServer(x, nc);
+    }
+  });
+
   it("drops a re-publish of an event id (what a relay crash after the ack would do)", async () => {
     await newMessages();
     const stored = await storedEvents(nc, h.stream);
