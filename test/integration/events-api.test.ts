@@ -553,10 +553,24 @@ describe.each(DOORS)("through %s", (door) => {
       expect(both.length).toBeGreaterThan(2);
       // An organization with no events.
       expect(await listAll(ev, { organizationId: orgQuiet })).toEqual([]);
-      // The cursor is a position in the whole log: it may name an event the filter excludes.
+      // A cursor is a position in the list it came from: another organization's event is
+      // foreign to a list of orgA's (SPEC §4). One of an excluded type is not foreign.
       const bEvent = all.find((e) => e.organizationId === orgB)!;
-      expect(ids(await listAll(ev, { organizationId: orgA, after: bEvent.id }, 3))).toEqual(
-        ids(all.filter((e) => e.organizationId === orgA && e.sequence > bEvent.sequence)),
+      await expectInvalid(ev.listEvents({ organizationId: orgA, after: bEvent.id }), "after");
+      const aCreated = all.find((e) => e.organizationId === orgA && e.type === "group.created")!;
+      expect(
+        ids(
+          await listAll(ev, { organizationId: orgA, types: ["group.updated"], after: aCreated.id }),
+        ),
+      ).toEqual(
+        ids(
+          all.filter(
+            (e) =>
+              e.organizationId === orgA &&
+              e.type === "group.updated" &&
+              e.sequence > aCreated.sequence,
+          ),
+        ),
       );
     });
 
@@ -741,6 +755,8 @@ describe.each(DOORS)("through %s", (door) => {
       await expectInvalid(first({ after: "nope" }), "after");
       await expectInvalid(first({ after: `event_${ulid()}` }), "after");
       await expectInvalid(first({ organizationId: "org_x" }), "organization_id");
+      const bEvent = (await listAll(ev, { organizationId: orgB }))[0];
+      await expectInvalid(first({ organizationId: orgA, after: bEvent.id }), "after");
     });
 
     it("an AbortSignal ends it cleanly, and the server lets go of it", async () => {

@@ -61,7 +61,7 @@ export class EventFeed {
     v.optionalId("after", "event", input.after);
     v.throwIfAny();
     const limit = input.limit || DEFAULT_PAGE_SIZE;
-    const from = input.after ? await this.cursor(input.after, input.within) : "0";
+    const from = input.after ? await this.cursor(input.after, input, filter) : "0";
     const rows = await store.eventsAfter(
       this.db.reader,
       { ...filter, rangeStart, rangeEnd },
@@ -81,7 +81,7 @@ export class EventFeed {
     v.optionalId("after", "event", input.after);
     v.throwIfAny();
     const from = input.after
-      ? await this.cursor(input.after, input.within)
+      ? await this.cursor(input.after, input, filter)
       : await store.latestSequence(this.db.reader);
     return { filter, from };
   }
@@ -120,10 +120,28 @@ export class EventFeed {
     return { types, organizationId };
   }
 
-  private async cursor(eventId: string, within: string | undefined): Promise<string> {
+  /**
+   * The position an `after` cursor names. An event of another organization than
+   * the list's (or the caller's) is foreign to it (SPEC §4); one of a type the
+   * filter leaves out is not, so a consumer may narrow its types and resume.
+   */
+  private async cursor(
+    eventId: string,
+    { within }: FeedFilterInput,
+    filter: store.EventFilter,
+  ): Promise<string> {
     const found = await store.sequenceOf(this.db.reader, eventId);
-    if (found === undefined || (within !== undefined && found.organizationId !== within))
+    const foreign = (org: string | undefined) =>
+      org !== undefined && org !== "" && found!.organizationId !== org;
+    if (found === undefined || foreign(within))
       throw invalidArgument([{ field: "after", description: "does not name a recorded event" }]);
+    if (foreign(filter.organizationId))
+      throw invalidArgument([
+        {
+          field: "after",
+          description: "names an event of another organization than organization_id",
+        },
+      ]);
     return found.sequence;
   }
 }
