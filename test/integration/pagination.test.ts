@@ -454,3 +454,75 @@ describe("stability under concurrent inserts", () => {
     checkWalk(walked, before, Order.ASC);
   });
 });
+
+describe("a cursor naming an object deleted since it was listed", () => {
+  // Deleted groups and organizations keep their rows until the reaper finishes
+  // them; held still, the rows are there and the cursor must be refused anyway.
+  let deletedOrg: string;
+  let walkerInDeletedOrg: string;
+  let deletedGroup: string;
+  let deletedMembership: string;
+
+  beforeAll(async () => {
+    await t.server.reaper.stop();
+    const g = c("grpc");
+    deletedOrg = (await g.orgs.createOrganization({ name: "Gone" })).organization!.id;
+    walkerInDeletedOrg = (
+      await g.orgs.createOrganizationMembership({ organizationId: deletedOrg, userId: "walker" })
+    ).organizationMembership!.id;
+    await g.orgs.deleteOrganization({ organizationId: deletedOrg });
+
+    deletedGroup = (await g.groups.createGroup({ organizationId: orgB, name: "Gone" })).group!.id;
+    await g.groups.addGroupMember({
+      organizationId: orgB,
+      groupId: deletedGroup,
+      organizationMembershipId: mB,
+    });
+    await g.groups.deleteGroup({ organizationId: orgB, groupId: deletedGroup });
+
+    deletedMembership = (
+      await g.orgs.createOrganizationMembership({ organizationId: orgA, userId: "leaver" })
+    ).organizationMembership!.id;
+    await g.groups.addGroupMember({
+      organizationId: orgA,
+      groupId: groupG,
+      organizationMembershipId: deletedMembership,
+    });
+    await g.orgs.deleteOrganizationMembership({ organizationMembershipId: deletedMembership });
+  });
+
+  const cases: [string, () => string, (cl: Clients, x: PageParams) => Promise<unknown>][] = [
+    ["ListOrganizations", () => deletedOrg, (cl, x) => cl.orgs.listOrganizations(p(x))],
+    [
+      "ListOrganizationMemberships(user_id), a membership of a deleted organization",
+      () => walkerInDeletedOrg,
+      (cl, x) => cl.orgs.listOrganizationMemberships({ userId: "walker", ...p(x) }),
+    ],
+    [
+      "ListGroups",
+      () => deletedGroup,
+      (cl, x) => cl.groups.listGroups({ organizationId: orgB, ...p(x) }),
+    ],
+    [
+      "ListGroupsForOrganizationMembership",
+      () => deletedGroup,
+      (cl, x) =>
+        cl.groups.listGroupsForOrganizationMembership({ organizationMembershipId: mB, ...p(x) }),
+    ],
+    [
+      "ListGroupMembers",
+      () => deletedMembership,
+      (cl, x) => cl.groups.listGroupMembers({ organizationId: orgA, groupId: groupG, ...p(x) }),
+    ],
+  ];
+
+  it.each(cases)("%s refuses it as INVALID_ARGUMENT", async (_, cursor, fetch) => {
+    for (const field of ["after", "before"] as const) {
+      const err = await expectError(
+        fetch(c("grpc"), { limit: 10, [field]: cursor() }),
+        Code.InvalidArgument,
+      );
+      expect(badFields(err)).toEqual([field]);
+    }
+  });
+});

@@ -408,7 +408,7 @@ export function groupsOfMemberWithMembershipStatement(
   page: PageRequest,
 ): Statement {
   const cursor = cursorCheck(page, "org_groups", {
-    sql: "cc.organization_id = m.organization_id",
+    sql: "cc.organization_id = m.organization_id AND cc.deleted_at IS NULL",
     params: [],
   });
   const membership = membershipStatement(

@@ -110,7 +110,10 @@ export async function listGroups(
   organizationId: string,
   page: PageRequest,
 ): Promise<CheckedPage<Group>> {
-  const cursor = cursorCheck(page, "org_groups", { sql: "cc.organization_id = o.id", params: [] });
+  const cursor = cursorCheck(page, "org_groups", {
+    sql: "cc.organization_id = o.id AND cc.deleted_at IS NULL",
+    params: [],
+  });
   const statement = checkedPageStatement(
     liveOrganizationChecks(organizationId, cursor),
     keysetStatement(

@@ -79,8 +79,12 @@ export async function listMemberships(
       " " +
       "JOIN organizations o ON o.id = m.organization_id AND o.deleted_at IS NULL";
   }
+  // A membership of a deleted organization is no longer listed, so it is no cursor either.
   const cursor = cursorCheck(page, "organization_memberships", {
-    sql: matching.map(([column]) => `cc.${column} = ?`).join(" AND "),
+    sql: [
+      ...matching.map(([column]) => `cc.${column} = ?`),
+      "EXISTS (SELECT 1 FROM organizations co WHERE co.id = cc.organization_id AND co.deleted_at IS NULL)",
+    ].join(" AND "),
     params,
   });
   const checks = filter.organizationId
