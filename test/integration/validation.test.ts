@@ -124,6 +124,9 @@ function invalidCases(): InvalidCase[] {
     ["257 emoji", EMOJI.repeat(257)],
     ...FORBIDDEN_CHARS.map(([n, ch]): [string, string] => [`containing ${n}`, `Eng${ch}ineering`]),
     ["ending in NUL", "Finance\u0000"],
+    // Control characters at the ends are refused, not trimmed away like spaces.
+    ["wrapped in a tab and CR LF", "\tEngineering\r\n"],
+    ["ending in a vertical tab", "Engineering\u000b"],
   ];
   for (const [what, name] of badNames) {
     add(`CreateGroup name ${what}`, ["name"], (c) =>

@@ -44,6 +44,20 @@ describe("text validation", () => {
     v.throwIfAny();
   };
 
+  it("trims white space that is not a control character from the ends", () => {
+    for (const padded of ["  Eng  ", "\u00a0Eng\u3000", "\u2003Eng"]) {
+      let trimmed = "";
+      expect(
+        fields(() => {
+          const v = new Violations();
+          trimmed = v.text("name", padded, { min: 1, max: 256, trim: true });
+          v.throwIfAny();
+        }),
+      ).toEqual([]);
+      expect(trimmed).toBe("Eng");
+    }
+  });
+
   it("accepts any printable name of 1–256 code points", () => {
     fc.assert(
       fc.property(
@@ -73,6 +87,11 @@ describe("text validation", () => {
       "\u202Eevil",
       "a\u2066b",
       "\ud800",
+      // Control characters at the ends are refused too, not trimmed away.
+      "\tEng",
+      "Eng\r\n",
+      "Eng\u000b",
+      "\u0085Eng",
     ]) {
       expect(fields(name(bad)), JSON.stringify(bad)).toEqual(["name"]);
     }

@@ -44,10 +44,12 @@ export class Violations {
 
   /** Free text (names, descriptions): no control/bidi characters, bounded length. */
   text(field: string, value: string, opts: { min: number; max: number; trim: boolean }): string {
-    const v = opts.trim ? value.trim() : value;
-    if (LONE_SURROGATE.test(v)) this.add(field, "is not valid UTF-8 text");
-    else if (FORBIDDEN.test(v))
+    // Checked before trimming: a tab or line break at an end is a control
+    // character the caller sent (SPEC §2), not white space to tidy away.
+    if (LONE_SURROGATE.test(value)) this.add(field, "is not valid UTF-8 text");
+    else if (FORBIDDEN.test(value))
       this.add(field, "must not contain control or bidi-override characters");
+    const v = opts.trim ? value.trim() : value;
     const len = codePoints(v);
     if (len < opts.min)
       this.add(field, opts.min === 1 ? "is required" : `must be at least ${opts.min} characters`);
