@@ -287,6 +287,62 @@ describe("deadlines (default 300 ms, cap 500 ms)", () => {
       expect(await addedEvents()).toBe(1);
     });
 
+    it("a COMMIT already sent when the deadline passes decides the answer: the caller gets its result", async () => {
+      const admin = t.clients("grpc");
+      const group = (await admin.groups.createGroup({ organizationId: org, name: "slow disk" }))
+        .group!;
+      // Another group: an update waits for the add's share lock on its group.
+      const renamed = (await admin.groups.createGroup({ organizationId: org, name: "slow too" }))
+        .group!;
+      const membershipId = (
+        await admin.orgs.createOrganizationMembership({
+          organizationId: org,
+          userId: `user_${rand()}`,
+        })
+      ).organizationMembership!.id;
+      // A COMMIT that takes longer than the whole deadline, as one stuck behind a slow fsync
+      // would: sent before the deadline, acknowledged after it.
+      const runner = Object.getPrototypeOf(t.server.database.dataSource.createQueryRunner()) as {
+        commitTransaction(): Promise<void>;
+      };
+      const commit = runner.commitTransaction;
+      runner.commitTransaction = async function (this: unknown) {
+        await sleep(450);
+        return commit.call(this);
+      };
+      let added: unknown;
+      let updated: unknown;
+      try {
+        [added, updated] = await Promise.all([
+          outcome(
+            t.clients(door).groups.addGroupMember({
+              organizationId: org,
+              groupId: group.id,
+              organizationMembershipId: membershipId,
+            }),
+          ),
+          outcome(
+            t.clients(door).groups.updateGroup({
+              organizationId: org,
+              groupId: renamed.id,
+              name: "renamed late",
+            }),
+          ),
+        ]);
+      } finally {
+        runner.commitTransaction = commit;
+      }
+      // Both changes were committed, so neither caller may be told they failed.
+      expect(added).toBe("succeeded");
+      expect(updated).toBe("succeeded");
+      expect(
+        await count(t, "SELECT COUNT(*) AS n FROM group_memberships WHERE group_id = ?", [
+          group.id,
+        ]),
+      ).toBe(1);
+      expect(await updatedEvents(renamed.id)).toBe(1);
+    });
+
     it("a deletion a call accepted is carried out after the call's deadline passed (the reaper is not bound by it)", async () => {
       const admin = t.clients("grpc");
       const group = (await admin.groups.createGroup({ organizationId: org, name: "doomed" }))

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Combiner, type Pending } from "../../server/src/domain/combiner.js";
-import { currentDeadline, withDeadline } from "../../server/src/domain/deadline.js";
+import { CallDeadline, currentDeadline, withDeadline } from "../../server/src/domain/deadline.js";
 
 /** A combiner whose units wait until the test releases them, recording what each unit got. */
 function gatedCombiner(limits: { maxRunning: number; maxBatch: number; shareEvenly?: boolean }) {
@@ -16,10 +16,8 @@ function gatedCombiner(limits: { maxRunning: number; maxBatch: number; shareEven
 }
 
 const tick = () => new Promise((r) => setImmediate(r));
-const farDeadline = () => ({
-  cancelled: new AbortController().signal,
-  at: performance.now() + 60_000,
-});
+const farDeadline = () =>
+  new CallDeadline(new AbortController().signal, performance.now() + 60_000);
 
 describe("Combiner (group commit for single member changes)", () => {
   it("a request alone runs at the end of the event loop's current phase, in a unit of its own", async () => {
@@ -113,10 +111,10 @@ describe("Combiner (group commit for single member changes)", () => {
     await tick();
     const cancel = new AbortController();
     const abandoned = withDeadline(
-      { cancelled: cancel.signal, at: performance.now() + 60_000 },
+      new CallDeadline(cancel.signal, performance.now() + 60_000),
       () => combiner.submit(2),
     );
-    const expired = withDeadline({ cancelled: cancel.signal, at: performance.now() - 1 }, () =>
+    const expired = withDeadline(new CallDeadline(cancel.signal, performance.now() - 1), () =>
       combiner.submit(3),
     );
     const kept = combiner.submit(4);

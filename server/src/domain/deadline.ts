@@ -1,20 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { DomainError } from "./errors.js";
 
-/**
- * The deadline of the call being served, carried implicitly so the store can
- * refuse to commit work whose caller has already been told it failed.
- */
-const current = new AsyncLocalStorage<CallDeadline>();
-
-/** When the current call stops being worth finishing: its client left, or its time ran out. */
-export interface CallDeadline {
-  /** The transport's signal: aborted when the client cancels. */
-  readonly cancelled: Pick<AbortSignal, "aborted">;
-  /** performance.now() at which the call's time runs out. */
-  readonly at: number;
-}
-
 export const deadlineExceeded = () =>
   new DomainError(
     "deadline_exceeded",
@@ -22,7 +8,102 @@ export const deadlineExceeded = () =>
     "the call did not finish within its deadline",
   );
 
-export function withDeadline<T>(deadline: CallDeadline, work: () => T): T {
+/**
+ * Where the work done under a deadline stands with the database: a COMMIT
+ * once sent cannot be recalled, so the moment the time runs out and the moment
+ * a COMMIT is sent must exclude each other. Whichever comes first decides the
+ * call's answer: DEADLINE_EXCEEDED with nothing committed, or the commit's.
+ */
+export interface Deadline {
+  /** The time ran out, the caller left, or the call was already answered DEADLINE_EXCEEDED. */
+  readonly past: boolean;
+  /** Just before a COMMIT is sent: DEADLINE_EXCEEDED if the time is up, else the call waits for it. */
+  claimCommit(): void;
+  /** The COMMIT claimCommit allowed has been answered (either way). */
+  commitSettled(): void;
+}
+
+/** When the current call stops being worth finishing: its client left, or its time ran out. */
+export class CallDeadline implements Deadline {
+  private committing = 0;
+  private expired = false;
+  private answerWhenSettled: (() => void) | undefined;
+
+  constructor(
+    /** The transport's signal: aborted when the client cancels. */
+    readonly cancelled: Pick<AbortSignal, "aborted">,
+    /** performance.now() at which the call's time runs out. */
+    readonly at: number,
+  ) {}
+
+  get past(): boolean {
+    return this.expired || this.cancelled.aborted || performance.now() >= this.at;
+  }
+
+  /**
+   * The time ran out: `answer` (DEADLINE_EXCEEDED) runs now, or, with a COMMIT
+   * on its way, once that has settled. A commit that succeeded has answered
+   * the call by then; one that failed committed nothing.
+   */
+  expire(answer: () => void): void {
+    if (this.committing > 0) {
+      this.answerWhenSettled = answer;
+      return;
+    }
+    this.expired = true;
+    answer();
+  }
+
+  /** The checks of claimCommit without the claim (see DeadlineSet). */
+  assertOpen(): void {
+    if (this.past) throw deadlineExceeded();
+  }
+
+  claimCommit(): void {
+    this.assertOpen();
+    this.committing++;
+  }
+
+  commitSettled(): void {
+    if (--this.committing > 0 || this.answerWhenSettled === undefined) return;
+    const answer = this.answerWhenSettled;
+    this.answerWhenSettled = undefined;
+    this.expired = true;
+    // After the microtasks that carry a successful commit's result to the
+    // caller, so that result is the answer; a call whose change was not in the
+    // commit (one a shared unit left to run alone) is answered now.
+    setImmediate(answer);
+  }
+}
+
+/**
+ * The deadline of work done for several calls at once: it passes as soon as
+ * any of theirs does, so the shared work never commits after one of its
+ * callers was told it failed, and a commit it sends holds back every one of
+ * their DEADLINE_EXCEEDED answers.
+ */
+class DeadlineSet implements Deadline {
+  constructor(private readonly parts: CallDeadline[]) {}
+
+  get past(): boolean {
+    return this.parts.some((d) => d.past);
+  }
+
+  claimCommit(): void {
+    // All or none: a throw must not leave one part waiting for a commit never sent.
+    for (const d of this.parts) d.assertOpen();
+    for (const d of this.parts) d.claimCommit();
+  }
+
+  commitSettled(): void {
+    for (const d of this.parts) d.commitSettled();
+  }
+}
+
+/** The deadline of the call being served, carried implicitly to the store. */
+const current = new AsyncLocalStorage<Deadline>();
+
+export function withDeadline<T>(deadline: Deadline, work: () => T): T {
   return current.run(deadline, work);
 }
 
@@ -33,38 +114,44 @@ export function outsideCall<T>(work: () => T): T {
 
 /** The deadline of the call being served, if any. */
 export function currentDeadline(): CallDeadline | undefined {
-  return current.getStore();
+  const d = current.getStore();
+  return d instanceof CallDeadline ? d : undefined;
 }
 
 /** Whether `deadline` has passed (never, for work outside a call). */
-export function isPast(deadline: CallDeadline | undefined): boolean {
-  return deadline !== undefined && (deadline.cancelled.aborted || performance.now() >= deadline.at);
+export function isPast(deadline: Deadline | undefined): boolean {
+  return deadline !== undefined && deadline.past;
 }
 
-/**
- * The deadline of work done for several calls at once: it passes as soon as
- * any of theirs does, so the shared work never commits after one of its
- * callers was told it failed. Undefined when none of them has one.
- */
-export function earliestOf(deadlines: (CallDeadline | undefined)[]): CallDeadline | undefined {
+/** The deadline of shared work (see DeadlineSet); undefined when none of the calls has one. */
+export function earliestOf(deadlines: (CallDeadline | undefined)[]): Deadline | undefined {
   const set = deadlines.filter((d): d is CallDeadline => d !== undefined);
   if (set.length <= 1) return set[0];
-  return {
-    cancelled: {
-      get aborted() {
-        return set.some((d) => d.cancelled.aborted);
-      },
-    },
-    at: Math.min(...set.map((d) => d.at)),
-  };
+  return new DeadlineSet(set);
 }
 
 /** Runs `work` under `deadline`, or as it is when there is none. */
-export function underDeadline<T>(deadline: CallDeadline | undefined, work: () => T): T {
+export function underDeadline<T>(deadline: Deadline | undefined, work: () => T): T {
   return deadline ? current.run(deadline, work) : work();
 }
 
 /** Throws DEADLINE_EXCEEDED when the current call's deadline has passed. */
 export function throwIfPastDeadline(): void {
   if (isPast(current.getStore())) throw deadlineExceeded();
+}
+
+/**
+ * Sends a COMMIT for the current call, unless its deadline has passed: a
+ * caller answered DEADLINE_EXCEEDED never sees its change happen later, and
+ * one whose COMMIT was sent in time gets the commit's outcome.
+ */
+export async function commitInTime(commit: () => Promise<void>): Promise<void> {
+  const deadline = current.getStore();
+  if (deadline === undefined) return commit();
+  deadline.claimCommit();
+  try {
+    await commit();
+  } finally {
+    deadline.commitSettled();
+  }
 }

@@ -12,7 +12,7 @@ import type { Authenticator } from "../auth/authenticator.js";
 import type { Authorizer } from "../auth/authorization.js";
 import type { Principal } from "../auth/principal.js";
 import type { RateLimiter } from "../auth/rate-limit.js";
-import { deadlineExceeded, withDeadline } from "../domain/deadline.js";
+import { CallDeadline, deadlineExceeded, withDeadline } from "../domain/deadline.js";
 import { DomainError } from "../domain/errors.js";
 import { newUlid } from "../domain/ids.js";
 import type { Metrics } from "../ops/metrics.js";
@@ -140,10 +140,8 @@ export class CallPipeline {
     this.inFlight++;
     try {
       await this.admit(method, req, call, ctx);
-      const deadline = { cancelled: call.signal, at: started + budget };
-      const res = await withDeadline(deadline, () =>
-        racing(deadline.at - performance.now(), handler(req, ctx)),
-      );
+      const deadline = new CallDeadline(call.signal, started + budget);
+      const res = await withDeadline(deadline, () => racing(deadline, handler(req, ctx)));
       this.finish(ctx, call, started, "ok");
       return res;
     } catch (err) {
@@ -256,12 +254,17 @@ export class CallPipeline {
   }
 }
 
-/** The handler's answer, or DEADLINE_EXCEEDED as soon as `ms` pass. */
-function racing<T>(ms: number, work: Promise<T>): Promise<T> {
-  if (ms <= 0) return Promise.reject(deadlineExceeded());
+/**
+ * The handler's answer, or DEADLINE_EXCEEDED as soon as the deadline passes —
+ * unless a COMMIT is on its way then, whose outcome is the answer (see CallDeadline).
+ */
+function racing<T>(deadline: CallDeadline, work: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(deadlineExceeded()), ms);
+    const expire = () => deadline.expire(() => reject(deadlineExceeded()));
+    const ms = deadline.at - performance.now();
+    if (ms <= 0) expire();
+    else timer = setTimeout(expire, ms);
   });
   return Promise.race([work, expired]).finally(() => clearTimeout(timer));
 }

@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import type { DataSource, EntityManager } from "typeorm";
-import { throwIfPastDeadline } from "../domain/deadline.js";
+import { commitInTime, throwIfPastDeadline } from "../domain/deadline.js";
 import { DomainError } from "../domain/errors.js";
 import { dialectOf, type Dialect } from "./dialect.js";
 import { isRetryableConflict, isUnavailable } from "./errors.js";
@@ -96,9 +96,7 @@ export class Database extends EventEmitter {
       }
       try {
         const result = await work(runner.manager);
-        // A caller already answered DEADLINE_EXCEEDED must not see its change happen later.
-        throwIfPastDeadline();
-        await runner.commitTransaction();
+        await commitInTime(() => runner.commitTransaction());
         return { result, manager: runner.manager };
       } catch (err) {
         if (hasBegun(runner)) await runner.rollbackTransaction().catch(() => undefined);
