@@ -203,7 +203,7 @@ describe.each(DOORS)("GroupsService over %s", (door) => {
       const mark = await lastOutboxSeq(t.db.sql);
       const { group } = await c.groups.createGroup({
         organizationId: orgId,
-        name: "  Engineering \t",
+        name: "  Engineering \u3000", // white space, not a control character (a tab is refused)
         description: "Builds things",
       });
       expect(group).toBeDefined();
