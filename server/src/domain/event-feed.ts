@@ -61,7 +61,9 @@ export class EventFeed {
     v.optionalId("after", "event", input.after);
     v.throwIfAny();
     const limit = input.limit || DEFAULT_PAGE_SIZE;
-    const from = input.after ? await this.cursor(input.after, input, filter) : "0";
+    const from = input.after
+      ? await this.cursor(input.after, input.within, filter.organizationId)
+      : "0";
     const rows = await store.eventsAfter(
       this.db.reader,
       { ...filter, rangeStart, rangeEnd },
@@ -81,7 +83,7 @@ export class EventFeed {
     v.optionalId("after", "event", input.after);
     v.throwIfAny();
     const from = input.after
-      ? await this.cursor(input.after, input, filter)
+      ? await this.cursor(input.after, input.within, filter.organizationId)
       : await store.latestSequence(this.db.reader);
     return { filter, from };
   }
@@ -122,20 +124,18 @@ export class EventFeed {
 
   /**
    * The position an `after` cursor names. An event of another organization than
-   * the list's (or the caller's) is foreign to it (SPEC §4); one of a type the
+   * the caller's or the list's is foreign to it (SPEC §4); one of a type the
    * filter leaves out is not, so a consumer may narrow its types and resume.
    */
   private async cursor(
     eventId: string,
-    { within }: FeedFilterInput,
-    filter: store.EventFilter,
+    within: string | undefined,
+    listed: string | undefined,
   ): Promise<string> {
     const found = await store.sequenceOf(this.db.reader, eventId);
-    const foreign = (org: string | undefined) =>
-      org !== undefined && org !== "" && found!.organizationId !== org;
-    if (found === undefined || foreign(within))
+    if (found === undefined || (within !== undefined && found.organizationId !== within))
       throw invalidArgument([{ field: "after", description: "does not name a recorded event" }]);
-    if (foreign(filter.organizationId))
+    if (listed !== undefined && found.organizationId !== listed)
       throw invalidArgument([
         {
           field: "after",

@@ -14,7 +14,7 @@ import {
   type Dialect,
   type Statement,
 } from "./dialect.js";
-import { liveOrganizationChecks } from "./organizations.js";
+import { liveOrganizationChecks, organizationIsLive } from "./organizations.js";
 import { eventStatements } from "./outbox.js";
 import {
   checkedPageStatement,
@@ -81,9 +81,7 @@ export async function findGroup(
 }
 
 /** The WHERE condition (on `g`) of a group that is live in a live organization. */
-export const LIVE_GROUP =
-  "g.deleted_at IS NULL AND EXISTS " +
-  "(SELECT 1 FROM organizations o WHERE o.id = g.organization_id AND o.deleted_at IS NULL)";
+export const LIVE_GROUP = `g.deleted_at IS NULL AND ${organizationIsLive("g.organization_id")}`;
 
 /** The live group of a live organization, with its member count, optionally locked. */
 export function groupStatement(

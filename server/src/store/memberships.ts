@@ -2,7 +2,7 @@ import type { EntityManager } from "typeorm";
 import type { Membership, MembershipStatus, PageRequest } from "../domain/model.js";
 import { MembershipEntity } from "./entities.js";
 import { deleteAllGroupMembershipsOf } from "./group-members.js";
-import { liveOrganizationChecks } from "./organizations.js";
+import { liveOrganizationChecks, organizationIsLive } from "./organizations.js";
 import { forUpdate, indexed, lockClause, select, type Statement } from "./dialect.js";
 import {
   checkedPageStatement,
@@ -40,7 +40,7 @@ export async function findMembership(
 export const membershipStatement = (id: string, columns = MEMBERSHIP_COLUMNS): Statement => ({
   sql:
     `SELECT ${columns} FROM organization_memberships m WHERE m.id = ? AND ` +
-    "EXISTS (SELECT 1 FROM organizations o WHERE o.id = m.organization_id AND o.deleted_at IS NULL)",
+    organizationIsLive("m.organization_id"),
   params: [id],
 });
 
@@ -79,12 +79,12 @@ export async function listMemberships(
       " " +
       "JOIN organizations o ON o.id = m.organization_id AND o.deleted_at IS NULL";
   }
-  // A membership of a deleted organization is no longer listed, so it is no cursor either.
+  const cursorWhere = matching.map(([column]) => `cc.${column} = ?`);
+  // Listed by user alone, a membership of a deleted organization is left out, so it is
+  // no cursor either (with an organization, the checks require that one to be live).
+  if (!filter.organizationId) cursorWhere.push(organizationIsLive("cc.organization_id"));
   const cursor = cursorCheck(page, "organization_memberships", {
-    sql: [
-      ...matching.map(([column]) => `cc.${column} = ?`),
-      "EXISTS (SELECT 1 FROM organizations co WHERE co.id = cc.organization_id AND co.deleted_at IS NULL)",
-    ].join(" AND "),
+    sql: cursorWhere.join(" AND "),
     params,
   });
   const checks = filter.organizationId

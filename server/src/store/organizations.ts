@@ -44,6 +44,10 @@ export async function organizationExists(db: EntityManager, id: string): Promise
  * checkedPageStatement's checks for a list within one organization: a row
  * only while the organization is live, carrying `cursor`'s column.
  */
+/** The condition that the organization `column` names is live (not deleted). */
+export const organizationIsLive = (column: string): string =>
+  `EXISTS (SELECT 1 FROM organizations o WHERE o.id = ${column} AND o.deleted_at IS NULL)`;
+
 export const liveOrganizationChecks = (organizationId: string, cursor: Statement): Statement => ({
   sql: `SELECT 1 AS ck_live${cursor.sql} FROM organizations o WHERE o.id = ? AND o.deleted_at IS NULL`,
   params: [...cursor.params, organizationId],
