@@ -27,13 +27,18 @@ declare function render(event: unknown): void;
 export {};
 `;
 
-function typeErrors(file: string, code: string): string[] {
-  const config = ts.getParsedCommandLineOfConfigFile(
+/** The project's compiler options, read once for every example. */
+const options = {
+  ...ts.getParsedCommandLineOfConfigFile(
     path.join(root, "tsconfig.json"),
     {},
     { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => undefined },
-  )!;
-  const options = { ...config.options, noEmit: true, sourceMap: false };
+  )!.options,
+  noEmit: true,
+  sourceMap: false,
+};
+
+function typeErrors(file: string, code: string): string[] {
   const host = ts.createCompilerHost(options);
   const source = `${code}\n${CONTEXT}`;
   const readFile = host.readFile.bind(host);

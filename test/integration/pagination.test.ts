@@ -32,6 +32,11 @@ let walkerMemberships: string[] = []; // walker's membership in each of the 250 
 let groupG: string;
 let groupsOfB: string[] = [];
 let mB: string;
+// Deleted after seeding, while the reaper is held still (see the last describe).
+let deletedOrg: string; // walker was a member
+let walkerInDeletedOrg: string;
+let deletedGroup: string; // of org B, mB was in it
+let deletedMembership: string; // of org A, was in group G
 
 const asc = (ids: string[]) => [...ids].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 
@@ -71,6 +76,8 @@ interface ListSpec {
   unknown(): string;
   /** An existing object of the listed kind outside this list's scope (if the list has one). */
   foreign?(): string;
+  /** An object this list showed until it (or its organization) was deleted. */
+  deleted(): string;
 }
 
 const p = (x: PageParams) => ({
@@ -93,6 +100,7 @@ const LISTS: ListSpec[] = [
     },
     expected: () => orgIds,
     unknown: () => `org_${ulid()}`,
+    deleted: () => deletedOrg,
   },
   {
     name: "ListOrganizationMemberships(organization_id)",
@@ -103,6 +111,7 @@ const LISTS: ListSpec[] = [
     expected: () => membershipsOfA,
     unknown: () => `om_${ulid()}`,
     foreign: () => mB, // a membership of org B
+    deleted: () => deletedMembership,
   },
   {
     name: "ListOrganizationMemberships(user_id)",
@@ -113,6 +122,7 @@ const LISTS: ListSpec[] = [
     expected: () => walkerMemberships,
     unknown: () => `om_${ulid()}`,
     foreign: () => membershipsOfA.find((id) => !walkerMemberships.includes(id))!, // another user's
+    deleted: () => walkerInDeletedOrg, // a membership of a deleted organization
   },
   {
     name: "ListGroups",
@@ -123,6 +133,7 @@ const LISTS: ListSpec[] = [
     expected: () => groupsOfB,
     unknown: () => `group_${ulid()}`,
     foreign: () => groupG, // a group of org A
+    deleted: () => deletedGroup,
   },
   {
     name: "ListGroupMembers",
@@ -133,6 +144,7 @@ const LISTS: ListSpec[] = [
     expected: () => membershipsOfA,
     unknown: () => `om_${ulid()}`,
     foreign: () => mB, // a membership of org B
+    deleted: () => deletedMembership,
   },
   {
     name: "ListGroupsForOrganizationMembership",
@@ -146,6 +158,7 @@ const LISTS: ListSpec[] = [
     expected: () => groupsOfB,
     unknown: () => `group_${ulid()}`,
     foreign: () => groupG, // a group of org A
+    deleted: () => deletedGroup, // it held mB
   },
 ];
 
@@ -458,11 +471,6 @@ describe("stability under concurrent inserts", () => {
 describe("a cursor naming an object deleted since it was listed", () => {
   // Deleted groups and organizations keep their rows until the reaper finishes
   // them; held still, the rows are there and the cursor must be refused anyway.
-  let deletedOrg: string;
-  let walkerInDeletedOrg: string;
-  let deletedGroup: string;
-  let deletedMembership: string;
-
   beforeAll(async () => {
     await t.server.reaper.stop();
     const g = c("grpc");
@@ -491,35 +499,10 @@ describe("a cursor naming an object deleted since it was listed", () => {
     await g.orgs.deleteOrganizationMembership({ organizationMembershipId: deletedMembership });
   });
 
-  const cases: [string, () => string, (cl: Clients, x: PageParams) => Promise<unknown>][] = [
-    ["ListOrganizations", () => deletedOrg, (cl, x) => cl.orgs.listOrganizations(p(x))],
-    [
-      "ListOrganizationMemberships(user_id), a membership of a deleted organization",
-      () => walkerInDeletedOrg,
-      (cl, x) => cl.orgs.listOrganizationMemberships({ userId: "walker", ...p(x) }),
-    ],
-    [
-      "ListGroups",
-      () => deletedGroup,
-      (cl, x) => cl.groups.listGroups({ organizationId: orgB, ...p(x) }),
-    ],
-    [
-      "ListGroupsForOrganizationMembership",
-      () => deletedGroup,
-      (cl, x) =>
-        cl.groups.listGroupsForOrganizationMembership({ organizationMembershipId: mB, ...p(x) }),
-    ],
-    [
-      "ListGroupMembers",
-      () => deletedMembership,
-      (cl, x) => cl.groups.listGroupMembers({ organizationId: orgA, groupId: groupG, ...p(x) }),
-    ],
-  ];
-
-  it.each(cases)("%s refuses it as INVALID_ARGUMENT", async (_, cursor, fetch) => {
+  it.each(LISTS)("$name refuses it as INVALID_ARGUMENT", async (list) => {
     for (const field of ["after", "before"] as const) {
       const err = await expectError(
-        fetch(c("grpc"), { limit: 10, [field]: cursor() }),
+        list.fetch(c("grpc"), { limit: 10, [field]: list.deleted() }),
         Code.InvalidArgument,
       );
       expect(badFields(err)).toEqual([field]);

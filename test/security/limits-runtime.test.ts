@@ -139,6 +139,15 @@ describe("deadlines (default 300 ms, cap 500 ms)", () => {
     await t?.close();
   });
 
+  /** A new member of the test organization: its membership id. */
+  const newMembership = async () =>
+    (
+      await t.clients("grpc").orgs.createOrganizationMembership({
+        organizationId: org,
+        userId: `user_${rand()}`,
+      })
+    ).organizationMembership!.id;
+
   /** A connection of the test's own, holding row locks in an open transaction. */
   async function locker(): Promise<mysql.Connection> {
     return mysql.createConnection({ uri: t.db.url });
@@ -234,12 +243,7 @@ describe("deadlines (default 300 ms, cap 500 ms)", () => {
       const admin = t.clients("grpc");
       const group = (await admin.groups.createGroup({ organizationId: org, name: "late add" }))
         .group!;
-      const membershipId = (
-        await admin.orgs.createOrganizationMembership({
-          organizationId: org,
-          userId: `user_${rand()}`,
-        })
-      ).organizationMembership!.id;
+      const membershipId = await newMembership();
       const add = {
         organizationId: org,
         groupId: group.id,
@@ -294,12 +298,7 @@ describe("deadlines (default 300 ms, cap 500 ms)", () => {
       // Another group: an update waits for the add's share lock on its group.
       const renamed = (await admin.groups.createGroup({ organizationId: org, name: "slow too" }))
         .group!;
-      const membershipId = (
-        await admin.orgs.createOrganizationMembership({
-          organizationId: org,
-          userId: `user_${rand()}`,
-        })
-      ).organizationMembership!.id;
+      const membershipId = await newMembership();
       // A COMMIT that takes longer than the whole deadline, as one stuck behind a slow fsync
       // would: sent before the deadline, acknowledged after it.
       const runner = Object.getPrototypeOf(t.server.database.dataSource.createQueryRunner()) as {
@@ -347,14 +346,10 @@ describe("deadlines (default 300 ms, cap 500 ms)", () => {
       const admin = t.clients("grpc");
       const group = (await admin.groups.createGroup({ organizationId: org, name: "doomed" }))
         .group!;
-      const { organizationMembership } = await admin.orgs.createOrganizationMembership({
-        organizationId: org,
-        userId: `user_${rand()}`,
-      });
       await admin.groups.addGroupMember({
         organizationId: org,
         groupId: group.id,
-        organizationMembershipId: organizationMembership!.id,
+        organizationMembershipId: await newMembership(),
       });
       const lock = await locker();
       try {

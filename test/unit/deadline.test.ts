@@ -22,6 +22,19 @@ function gatedCommit() {
   return { commit: () => acked, release };
 }
 
+/** Nothing is answered while the COMMIT is held; then it is acknowledged and `done` awaited. */
+async function holdThenAcknowledge(
+  answers: string[],
+  release: () => void,
+  done: Promise<unknown>,
+): Promise<void> {
+  await tick();
+  expect(answers).toEqual([]);
+  release();
+  await done;
+  await tick();
+}
+
 describe("CallDeadline", () => {
   it("once expired, refuses to send a COMMIT", async () => {
     const d = open();
@@ -43,11 +56,7 @@ describe("CallDeadline", () => {
       answers.push("committed"),
     );
     d.expire(() => answers.push("deadline exceeded"));
-    await tick();
-    expect(answers).toEqual([]);
-    release();
-    await committed;
-    await tick();
+    await holdThenAcknowledge(answers, release, committed);
     expect(answers).toEqual(["committed", "deadline exceeded"]);
     expect(d.past).toBe(true);
   });
@@ -74,11 +83,7 @@ describe("CallDeadline", () => {
     const answers: string[] = [];
     a.expire(() => answers.push("a exceeded"));
     b.expire(() => answers.push("b exceeded"));
-    await tick();
-    expect(answers).toEqual([]);
-    release();
-    await done;
-    await tick();
+    await holdThenAcknowledge(answers, release, done);
     expect(answers.sort()).toEqual(["a exceeded", "b exceeded"]);
   });
 });
