@@ -1,4 +1,3 @@
-import * as grpc from "@grpc/grpc-js";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ulid } from "ulid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,10 +10,8 @@ import { OrganizationMembershipStatus } from "../../clients/src/gen/groups/v1/or
 import {
   badFieldsOfConnectJson,
   reasonOfConnectJson,
-  statusDetailsOf,
   type ConnectErrorJson,
 } from "../support/assertions.js";
-import { RawH2 } from "../support/raw-h2.js";
 import { DOORS, startTestServer, type Clients, type TestServer } from "../support/server.js";
 
 /**
@@ -734,68 +731,5 @@ describe("plain Connect JSON over fetch", () => {
     };
     expect(body.code).toBe("invalid_argument");
     expect(badFieldsOfConnectJson(body)).toEqual(["description"]);
-  });
-});
-
-describe("bytes that do not decode, on the gRPC doors", () => {
-  /** A unary call to ListGroups with `bytes` as its message, through plain grpc-js. */
-  function rawGrpcCall(address: string, bytes: Buffer): Promise<grpc.ServiceError> {
-    const client = new grpc.Client(address, grpc.credentials.createInsecure());
-    const metadata = new grpc.Metadata();
-    metadata.set("authorization", `Bearer ${t.apiKey}`);
-    return new Promise<grpc.ServiceError>((resolve, reject) => {
-      client.makeUnaryRequest(
-        "/groups.v1.GroupsService/ListGroups",
-        (b: Buffer) => b,
-        (b: Buffer) => b,
-        bytes,
-        metadata,
-        (err) => {
-          client.close();
-          if (err) resolve(err);
-          else reject(new Error("the call succeeded"));
-        },
-      );
-    });
-  }
-
-  it.each([
-    ["GRPC_PORT (grpc-js)", () => `127.0.0.1:${t.server.grpcPort}`],
-    ["PORT (connect-node)", () => `127.0.0.1:${t.server.httpPort}`],
-  ])(
-    "%s: INVALID_ARGUMENT with ErrorInfo MALFORMED_REQUEST in grpc-status-details-bin",
-    async (_, address) => {
-      const err = await rawGrpcCall(address(), Buffer.from([0xff, 0xff, 0xff]));
-      expect(grpc.status[err.code]).toBe("INVALID_ARGUMENT");
-      const [bin] = err.metadata.get("grpc-status-details-bin") as Buffer[];
-      expect(bin, "grpc-status-details-bin").toBeDefined();
-      expect(statusDetailsOf(bin)).toEqual({
-        code: grpc.status.INVALID_ARGUMENT,
-        reason: "MALFORMED_REQUEST",
-      });
-    },
-  );
-
-  it.each([
-    ["GRPC_PORT (grpc-js)", () => `http://127.0.0.1:${t.server.grpcPort}`],
-    ["PORT (connect-node)", () => t.httpUrl],
-  ])("%s: a call with no message at all is INVALID_ARGUMENT, not UNIMPLEMENTED", async (_, url) => {
-    const h2 = new RawH2();
-    try {
-      for (const path of [
-        "/groups.v1.GroupsService/ListGroups",
-        "/groups.v1.EventsService/StreamEvents",
-      ]) {
-        const auth = { authorization: `Bearer ${t.apiKey}` };
-        const r = await h2.call(url(), path, auth, Buffer.alloc(0));
-        expect(r.grpcStatus, path).toBe(String(grpc.status.INVALID_ARGUMENT));
-        expect(statusDetailsOf(r.detailsBin), path).toEqual({
-          code: grpc.status.INVALID_ARGUMENT,
-          reason: "MALFORMED_REQUEST",
-        });
-      }
-    } finally {
-      h2.close();
-    }
   });
 });

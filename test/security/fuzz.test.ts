@@ -49,6 +49,7 @@ import {
   statusDetailsOf,
   type ConnectErrorJson,
 } from "../support/assertions.js";
+import { envelope, frames } from "../support/bodies.js";
 import { RawH2 } from "../support/raw-h2.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { until } from "../support/wait.js";
@@ -1213,19 +1214,6 @@ async function postFor(
   }
 }
 
-/** Length-prefixed messages of a response body (stops at a truncated one). */
-function frames(bytes: Buffer): { flags: number; data: Buffer }[] {
-  const out = [];
-  let at = 0;
-  while (at + 5 <= bytes.length) {
-    const len = bytes.readUInt32BE(at + 1);
-    if (at + 5 + len > bytes.length) break;
-    out.push({ flags: bytes[at], data: bytes.subarray(at + 5, at + 5 + len) });
-    at += 5 + len;
-  }
-  return out;
-}
-
 /** Connect's code names ("invalid_argument") → Code. */
 const CODE_BY_NAME = new Map(
   Object.values(Code)
@@ -1472,7 +1460,7 @@ async function postFramed(s: StreamPostSpec): Promise<void> {
     let details = res.headers.get("grpc-status-details-bin") ?? undefined;
     for (const f of frames(bytes)) {
       if (!(f.flags & 0x80)) continue;
-      const trailer = f.data.toString("latin1");
+      const trailer = f.payload.toString("latin1");
       status = /grpc-status:\s*(\d+)/i.exec(trailer)?.[1];
       message = trailerValue(trailer, "grpc-message");
       details = trailerValue(trailer, "grpc-status-details-bin");
@@ -1495,7 +1483,7 @@ async function postFramed(s: StreamPostSpec): Promise<void> {
   } else {
     for (const f of frames(bytes)) {
       if (f.flags & 0x02) {
-        error = (JSON.parse(f.data.toString("utf8") || "{}") as { error?: typeof error }).error;
+        error = (JSON.parse(f.payload.toString("utf8") || "{}") as { error?: typeof error }).error;
       }
     }
   }
@@ -1647,12 +1635,7 @@ async function getConnect(s: ConnectGetSpec): Promise<void> {
 }
 
 /** One hostile request per framework error path the fuzz found, as a regression table. */
-const frame = (flags: number, payload: Buffer) => {
-  const head = Buffer.alloc(5);
-  head.writeUInt8(flags, 0);
-  head.writeUInt32BE(payload.length, 1);
-  return Buffer.concat([head, payload]);
-};
+const frame = (flags: number, payload: Buffer) => envelope(payload, flags);
 const UNDECODABLE = Buffer.from([0x00]); // field number 0: never valid protobuf
 const listOrgs = OrganizationsService.methods.find((m) => m.name === "ListOrganizations")!;
 const streamEvents = EventsService.methods.find((m) => m.name === "StreamEvents")!;
@@ -1689,10 +1672,10 @@ async function connectAnswer(
   if (res.status !== 200) error = JSON.parse(bytes.toString("utf8") || "{}") as typeof error;
   for (const f of frames(bytes)) {
     if (res.headers.get("content-type")?.startsWith("application/connect+") && f.flags & 0x02) {
-      error = (JSON.parse(f.data.toString("utf8")) as { error?: typeof error }).error;
+      error = (JSON.parse(f.payload.toString("utf8")) as { error?: typeof error }).error;
     }
     if (res.headers.get("content-type")?.startsWith("application/grpc-web") && f.flags & 0x80) {
-      const trailer = f.data.toString("latin1");
+      const trailer = f.payload.toString("latin1");
       const status = /grpc-status:\s*(\d+)/i.exec(trailer)?.[1];
       return {
         httpStatus: res.status,

@@ -9,6 +9,7 @@ import {
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { Logger } from "pino";
+import { keepingBody } from "./request-body.js";
 import { rewriteRequestFaults } from "./request-faults.js";
 
 type NodeRequest = IncomingMessage | Http2ServerRequest;
@@ -18,8 +19,9 @@ type NodeResponse = ServerResponse | Http2ServerResponse;
  * connect-node's connectNodeAdapter, plus one step: responses pass through
  * rewriteRequestFaults, so a request the framework cannot read is
  * INVALID_ARGUMENT, never INTERNAL, and the framework's errors carry an
- * ErrorInfo (and a BadRequest naming the field) like the pipeline's. A handler that fails after the response
- * began (a client that went away) is logged at debug, not printed.
+ * ErrorInfo (and a BadRequest naming every bad field) like the pipeline's. A
+ * handler that fails after the response began (a client that went away) is
+ * logged at debug, not printed.
  */
 export function connectAdapter(
   options: Omit<ConnectNodeAdapterOptions, "routes" | "fallback"> & {
@@ -37,8 +39,11 @@ export function connectAdapter(
   return (req: NodeRequest, res: NodeResponse): void => {
     const handler = paths.get((req.url ?? "").split("?", 2)[0]);
     if (!handler) return options.fallback(req, res);
-    handler(universalRequestFromNodeRequest(req, res, undefined, undefined))
-      .then((res) => rewriteRequestFaults(res, handler.method.input))
+    const { request, faults } = keepingBody(
+      universalRequestFromNodeRequest(req, res, undefined, undefined),
+    );
+    handler(request)
+      .then((res) => rewriteRequestFaults(res, () => faults(handler.method.input)))
       .then(async (uRes) => {
         // Refused before its body was read (e.g. over the size limit): the
         // rest of the upload is never read, so on HTTP/1.1 the connection

@@ -9,6 +9,7 @@ import {
 } from "../../../clients/src/gen/google/rpc/error_details_pb.js";
 import { StatusSchema } from "../../../clients/src/gen/google/rpc/status_pb.js";
 import { DomainError, type ErrorKind } from "../domain/errors.js";
+import type { FieldFault } from "./decode-faults.js";
 import { isUnavailable } from "../store/errors.js";
 
 /** `google.rpc.ErrorInfo.domain` of every error this service raises. */
@@ -110,19 +111,21 @@ export function toConnectError(err: unknown, log: Logger): ConnectError {
 /**
  * An error a framework raised (a body that does not decode, one over the size
  * limit, a compression it does not speak), given the ErrorInfo every error of
- * this service carries and, when the framework named what it could not read,
- * a BadRequest naming the field (`input`, the request's type, resolves an
- * enum's name to its field). Most arise before a call reaches the pipeline,
- * so both front doors add these details to their answers.
+ * this service carries and, for a body that does not decode, a BadRequest
+ * naming every bad field (`faults`: read from the body again, see
+ * decode-faults.ts). Most arise before a call reaches the pipeline, so both
+ * front doors add these details to their answers.
  */
-export function frameworkError(code: Code, message: string, input?: DescMessage): ConnectError {
+export function frameworkError(
+  code: Code,
+  message: string,
+  faults: () => FieldFault[] = () => [],
+): ConnectError {
   // A call with no request message at all: the caller's fault, not a method
   // the server lacks (grpc-js and connect-node both say UNIMPLEMENTED).
   if (code === Code.Unimplemented && MISSING_MESSAGE.test(message)) code = Code.InvalidArgument;
   if (code === Code.InvalidArgument) {
-    return connectError(code, "MALFORMED_REQUEST", message, {
-      violations: fieldsOfDecodeError(message, input),
-    });
+    return connectError(code, "MALFORMED_REQUEST", message, { violations: faults() });
   }
   if (code === Code.ResourceExhausted && /larger than|readMaxBytes|writeMaxBytes/.test(message)) {
     return connectError(code, "MESSAGE_TOO_LARGE", message);
@@ -131,27 +134,6 @@ export function frameworkError(code: Code, message: string, input?: DescMessage)
 }
 
 const MISSING_MESSAGE = /^(Received no request message|protocol error: missing input message)/;
-
-/** The fields a JSON decode error (protobuf-es's messages) is about, as violations. */
-function fieldsOfDecodeError(
-  message: string,
-  input: DescMessage | undefined,
-): { field: string; description: string }[] {
-  const bad = /cannot decode field [\w.]+\.(\w+) from JSON: (.*)$/.exec(message);
-  if (bad) return [{ field: bad[1], description: `is not a valid value: ${bad[2].slice(0, 80)}` }];
-  const unknownKey = /from JSON: key "([^"]*)" is unknown/.exec(message);
-  if (unknownKey) return [{ field: unknownKey[1], description: "is not a field of this request" }];
-  const badEnum = /cannot decode enum ([\w.]+) from JSON: (.*)$/.exec(message);
-  if (badEnum && input) {
-    return input.fields
-      .filter((f) => f.enum?.typeName === badEnum[1])
-      .map((f) => ({
-        field: f.name,
-        description: `is not a known value: ${badEnum[2].slice(0, 80)}`,
-      }));
-  }
-  return [];
-}
 
 /** A ConnectError's details as google.protobuf.Any, for the grpc-js front door's status details. */
 function detailsAsAny(err: ConnectError): Any[] {

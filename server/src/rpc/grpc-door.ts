@@ -7,9 +7,10 @@ import {
 } from "@bufbuild/protobuf";
 import { once } from "node:events";
 import * as grpc from "@grpc/grpc-js";
-import { ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { ServiceBinding } from "./connect-door.js";
-import { STATUS_DETAILS_HEADER, statusDetailsBin } from "./errors.js";
+import { binaryFieldFaults } from "./decode-faults.js";
+import { frameworkError, STATUS_DETAILS_HEADER, statusDetailsBin } from "./errors.js";
 import type { CallPipeline } from "./pipeline.js";
 
 /**
@@ -33,7 +34,7 @@ export function addGrpcServices(
         requestStream: false,
         responseStream: streaming,
         requestSerialize: serializer(method.input),
-        requestDeserialize: (bytes: Buffer) => fromBinary(method.input, bytes),
+        requestDeserialize: (bytes: Buffer) => decodeRequest(method.input, bytes),
         responseSerialize: serializer(method.output),
         responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
       };
@@ -49,6 +50,27 @@ export function addGrpcServices(
 const serializer = (desc: DescMessage) => (message: unknown) =>
   Buffer.from(toBinary(desc, message as never));
 
+/**
+ * A request message that does not decode. grpc-js would answer a deserializer
+ * that throws with INTERNAL and the decoder's words alone, before any handler
+ * runs; decoding here lets the handler answer INVALID_ARGUMENT naming every
+ * bad field instead.
+ */
+class UndecodableRequest {
+  constructor(readonly error: ConnectError) {}
+}
+
+function decodeRequest(desc: DescMessage, bytes: Buffer): unknown {
+  try {
+    return fromBinary(desc, bytes);
+  } catch (err) {
+    const message = `Error deserializing request: ${err instanceof Error ? err.message : err}`;
+    return new UndecodableRequest(
+      frameworkError(Code.InvalidArgument, message, () => binaryFieldFaults(desc, bytes)),
+    );
+  }
+}
+
 const CANCELLED = new Error("the call was cancelled or has ended");
 
 function unary(
@@ -57,6 +79,7 @@ function unary(
   pipeline: CallPipeline,
 ): grpc.handleUnaryCall<unknown, unknown> {
   return (call, callback) => {
+    if (call.request instanceof UndecodableRequest) return callback(grpcError(call.request.error));
     const abort = new AbortController();
     // grpc-js reports every finished call as cancelled; a shared reason spares
     // a DOMException (and its stack trace) per call.
@@ -86,6 +109,10 @@ function serverStreaming(
   pipeline: CallPipeline,
 ): grpc.handleServerStreamingCall<unknown, unknown> {
   return async (call) => {
+    if (call.request instanceof UndecodableRequest) {
+      call.emit("error", grpcError(call.request.error));
+      return;
+    }
     const abort = new AbortController();
     call.on("cancelled", () => abort.abort());
     call.on("close", () => abort.abort());

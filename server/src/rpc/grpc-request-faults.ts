@@ -4,17 +4,16 @@ import { BaseServerInterceptingCall } from "@grpc/grpc-js/build/src/server-inter
 import { frameworkError, STATUS_DETAILS_HEADER, statusDetailsBin } from "./errors.js";
 
 /**
- * grpc-js answers three kinds of unreadable request with INTERNAL, before any
- * handler or interceptor sees the call: an invalid grpc-timeout header, a
- * compressed message that does not decompress, and a message that does not
- * deserialize. Those are the caller's fault; INTERNAL would claim a server
- * bug. It answers others (a message over the size limit) with no details,
+ * grpc-js answers two kinds of unreadable request with INTERNAL, before any
+ * handler or interceptor sees the call: an invalid grpc-timeout header and a
+ * compressed message that does not decompress (a message that does not
+ * deserialize is answered by grpc-door.ts, which decodes it). Those are the
+ * caller's fault; INTERNAL would claim a server bug. It answers others (a message over the size limit) with no details,
  * where every error of this service carries an ErrorInfo. grpc-js offers no
  * hook for them, so this wraps the one method they all go through (covered by
  * test/security/fuzz.test.ts, which fails if an update of grpc-js moves them).
  */
-const REQUEST_FAULT =
-  /^(Invalid grpc-timeout value|Failed to decompress message|Error deserializing request)/;
+const REQUEST_FAULT = /^(Invalid grpc-timeout value|Failed to decompress message)/;
 
 let installed = false;
 

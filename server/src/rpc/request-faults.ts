@@ -1,9 +1,12 @@
-import { brotliDecompressSync, gunzipSync } from "node:zlib";
-import type { DescMessage } from "@bufbuild/protobuf";
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { codeFromString, errorToJson } from "@connectrpc/connect/protocol-connect";
 import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
+import type { FieldFault } from "./decode-faults.js";
 import { frameworkError, STATUS_DETAILS_HEADER, statusDetailsBin } from "./errors.js";
+import { DECOMPRESS } from "./request-body.js";
+
+/** The fields of the request that do not decode (read on demand: only an error needs them). */
+type Faults = () => FieldFault[];
 
 /**
  * The frameworks answer some requests they cannot read with INTERNAL: a body
@@ -21,20 +24,14 @@ const isRequestFault = (code: Code, message: string) =>
  * INVALID_ARGUMENT, and an error without details (every error the pipeline
  * raises has them) gets its ErrorInfo (see frameworkError).
  */
-function mended(code: Code, message: string, input?: DescMessage) {
+function mended(code: Code, message: string, faults: Faults) {
   return frameworkError(
     isRequestFault(code, message) ? Code.InvalidArgument : code,
     message,
-    input,
+    faults,
   );
 }
 
-/** The encodings a Connect error body may come in (those the router accepts). */
-const DECOMPRESS: Record<string, ((b: Buffer) => Buffer) | undefined> = {
-  identity: (b) => b,
-  gzip: gunzipSync,
-  br: brotliDecompressSync,
-};
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 
@@ -44,28 +41,33 @@ const encoder = new TextEncoder();
  */
 export async function rewriteRequestFaults(
   res: UniversalServerResponse,
-  input?: DescMessage,
+  faults: Faults,
 ): Promise<UniversalServerResponse> {
   const type = res.header?.get("content-type") ?? "";
   if (type.startsWith("application/grpc-web")) {
-    return framed(res, mapFrames(res.body, 0x80, rewriteGrpcWebTrailer));
+    return framed(
+      res,
+      mapFrames(res.body, 0x80, (p) => rewriteGrpcWebTrailer(p, faults)),
+    );
   }
   if (type.startsWith("application/grpc")) {
-    if (res.header) rewriteGrpcStatus(res.header);
+    if (res.header) rewriteGrpcStatus(res.header, faults);
     return {
       ...res,
-      body: res.body && afterBody(res.body, () => res.trailer && rewriteGrpcStatus(res.trailer)),
+      body:
+        res.body &&
+        afterBody(res.body, () => res.trailer && rewriteGrpcStatus(res.trailer, faults)),
     };
   }
   if (type.startsWith("application/connect+")) {
     return framed(
       res,
-      mapFrames(res.body, 0x02, (p) => rewriteConnectEndStream(p, input)),
+      mapFrames(res.body, 0x02, (p) => rewriteConnectEndStream(p, faults)),
     );
   }
   // Successful Connect unary answers pass untouched; only an error is read.
   if (res.status !== 200 && type.startsWith("application/json") && res.body) {
-    return rewriteConnectUnary(res, res.body, input);
+    return rewriteConnectUnary(res, res.body, faults);
   }
   return res;
 }
@@ -84,16 +86,16 @@ function framed(
 const detailsHeader = (wire: ConnectError) =>
   Buffer.from(statusDetailsBin(wire)).toString("base64");
 
-function rewriteGrpcStatus(h: Headers): void {
+function rewriteGrpcStatus(h: Headers, faults: Faults): void {
   const status = Number(h.get("grpc-status") ?? 0);
   if (status === 0 || h.has(STATUS_DETAILS_HEADER)) return;
   const message = decodeURIComponent(h.get("grpc-message") ?? "");
-  const wire = mended(status, message);
+  const wire = mended(status, message, faults);
   h.set("grpc-status", String(wire.code));
   h.set(STATUS_DETAILS_HEADER, detailsHeader(wire));
 }
 
-function rewriteGrpcWebTrailer(payload: Uint8Array): Uint8Array {
+function rewriteGrpcWebTrailer(payload: Uint8Array, faults: Faults): Uint8Array {
   // Trailers are ASCII lines ("key: value\r\n"); latin1 keeps every byte as is.
   const text = Buffer.from(payload).toString("latin1");
   const value = (key: string) =>
@@ -101,7 +103,7 @@ function rewriteGrpcWebTrailer(payload: Uint8Array): Uint8Array {
   const status = Number(value("grpc-status") || 0);
   if (status === 0 || value(STATUS_DETAILS_HEADER) !== "") return payload;
   const message = decodeURIComponent(value("grpc-message"));
-  const wire = mended(status, message);
+  const wire = mended(status, message, faults);
   const lines = text
     .replace(/^grpc-status:.*$/im, `grpc-status: ${wire.code}`)
     .replace(/\r?\n?$/, "\r\n");
@@ -111,15 +113,15 @@ function rewriteGrpcWebTrailer(payload: Uint8Array): Uint8Array {
 type ConnectErrorJson = { code: string; message?: string; details?: unknown[] };
 
 /** A Connect error body (unary, or an end-stream's `error`) with details, or undefined if it has them. */
-function mendedJson(error: ConnectErrorJson, input?: DescMessage): ConnectErrorJson | undefined {
+function mendedJson(error: ConnectErrorJson, faults: Faults): ConnectErrorJson | undefined {
   if (error.details?.length) return undefined;
   const code = codeFromString(error.code) ?? Code.Unknown;
-  return errorToJson(mended(code, error.message ?? "", input), undefined) as ConnectErrorJson;
+  return errorToJson(mended(code, error.message ?? "", faults), undefined) as ConnectErrorJson;
 }
 
-function rewriteConnectEndStream(payload: Uint8Array, input?: DescMessage): Uint8Array {
+function rewriteConnectEndStream(payload: Uint8Array, faults: Faults): Uint8Array {
   const end = JSON.parse(decoder.decode(payload)) as { error?: ConnectErrorJson };
-  const error = end.error && mendedJson(end.error, input);
+  const error = end.error && mendedJson(end.error, faults);
   if (!error) return payload;
   return encoder.encode(JSON.stringify({ ...end, error }));
 }
@@ -127,7 +129,7 @@ function rewriteConnectEndStream(payload: Uint8Array, input?: DescMessage): Uint
 async function rewriteConnectUnary(
   res: UniversalServerResponse,
   body: AsyncIterable<Uint8Array>,
-  input?: DescMessage,
+  faults: Faults,
 ): Promise<UniversalServerResponse> {
   const chunks: Uint8Array[] = [];
   for await (const c of body) chunks.push(c);
@@ -137,7 +139,7 @@ async function rewriteConnectUnary(
   if (!decompress) return { ...res, body: once(bytes) };
   const error = mendedJson(
     JSON.parse(decompress(bytes).toString("utf8")) as ConnectErrorJson,
-    input,
+    faults,
   );
   if (!error) return { ...res, body: once(bytes) };
   // Sent uncompressed: an error is small, and it is not worth compressing again.
