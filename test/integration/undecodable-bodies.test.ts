@@ -8,14 +8,9 @@
  * exactly the bad fields named, and nothing is written.
  */
 import { gzipSync } from "node:zlib";
-import { fromBinary, type DescMessage } from "@bufbuild/protobuf";
+import type { DescMessage } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  BadRequestSchema,
-  ErrorInfoSchema,
-} from "../../clients/src/gen/google/rpc/error_details_pb.js";
-import { StatusSchema } from "../../clients/src/gen/google/rpc/status_pb.js";
 import { StreamEventsRequestSchema } from "../../clients/src/gen/groups/v1/events_pb.js";
 import {
   BatchAddGroupMembersRequestSchema,
@@ -23,11 +18,18 @@ import {
 } from "../../clients/src/gen/groups/v1/groups_pb.js";
 import {
   badFieldsOfConnectJson,
+  badFieldsOfStatus,
   reasonOfConnectJson,
   statusDetailsOf,
   type ConnectErrorJson,
 } from "../support/assertions.js";
-import { envelope, frames, withInvalidUtf8 } from "../support/bodies.js";
+import {
+  endStreamError,
+  envelope,
+  frames,
+  trailerValue,
+  withInvalidUtf8,
+} from "../support/bodies.js";
 import { RawH2 } from "../support/raw-h2.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
@@ -64,16 +66,12 @@ const MALFORMED = (fields: string[]): Answer => ({
 
 /** A gRPC status's `grpc-status-details-bin` as an Answer. */
 function answerOfStatus(code: number, bin: Buffer | string | undefined): Answer {
-  const bytes = typeof bin === "string" ? Buffer.from(bin, "base64") : (bin ?? Buffer.alloc(0));
-  const status = fromBinary(StatusSchema, bytes);
-  expect(status.code, "details carry the same code").toBe(code);
-  const detail = (suffix: string) => status.details.find((d) => d.typeUrl.endsWith(suffix));
-  const info = detail("/google.rpc.ErrorInfo");
-  const bad = detail("/google.rpc.BadRequest");
+  const details = statusDetailsOf(bin);
+  expect(details.code, "details carry the same code").toBe(code);
   return {
     code: grpc.status[code].toLowerCase(),
-    reason: info && fromBinary(ErrorInfoSchema, info.value).reason,
-    fields: bad ? fromBinary(BadRequestSchema, bad.value).fieldViolations.map((v) => v.field) : [],
+    reason: details.reason,
+    fields: badFieldsOfStatus(bin),
   };
 }
 
@@ -136,8 +134,7 @@ const DOORS: [string, Door][] = [
         frames(body)
           .find((f) => f.flags & 0x80)
           ?.payload.toString("latin1") ?? "";
-      const value = (key: string) =>
-        res.headers.get(key) ?? new RegExp(`^${key}:\\s*(.*?)\\s*$`, "im").exec(trailer)?.[1];
+      const value = (key: string) => res.headers.get(key) ?? trailerValue(trailer, key);
       return answerOfStatus(Number(value("grpc-status")), value("grpc-status-details-bin"));
     },
   ],
@@ -178,13 +175,12 @@ const DOORS: [string, Door][] = [
 ];
 
 /** A Connect unary error body, or a Connect stream's end-stream error. */
-function answerOfConnectBody(body: Buffer, streaming: boolean): Answer {
-  if (!streaming) return answerOfJson(JSON.parse(body.toString("utf8")) as ConnectErrorJson);
-  const end = frames(body).find((f) => f.flags & 0x02);
-  return answerOfJson(
-    (JSON.parse(end?.payload.toString("utf8") ?? "{}") as { error?: ConnectErrorJson }).error,
+const answerOfConnectBody = (body: Buffer, streaming: boolean): Answer =>
+  answerOfJson(
+    streaming
+      ? endStreamError<ConnectErrorJson>(body)
+      : (JSON.parse(body.toString("utf8")) as ConnectErrorJson),
   );
-}
 
 async function writes(): Promise<number> {
   const [rows] = await t.db.sql.query(

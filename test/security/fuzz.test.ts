@@ -49,7 +49,7 @@ import {
   statusDetailsOf,
   type ConnectErrorJson,
 } from "../support/assertions.js";
-import { envelope, frames } from "../support/bodies.js";
+import { endStreamError, envelope, frames, trailerValue } from "../support/bodies.js";
 import { RawH2 } from "../support/raw-h2.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { until } from "../support/wait.js";
@@ -1230,9 +1230,6 @@ interface RawAnswer {
 }
 
 /** A trailer's value in a gRPC-Web trailer frame. */
-const trailerValue = (trailer: string, key: string) =>
-  new RegExp(`^${key}:\\s*([^\\r\\n]*)`, "im").exec(trailer)?.[1];
-
 /**
  * Never INTERNAL/UNKNOWN/DATA_LOSS, and no HTTP 5xx except for UNAVAILABLE
  * (the only 5xx a caller's input may legitimately meet).
@@ -1481,11 +1478,7 @@ async function postFramed(s: StreamPostSpec): Promise<void> {
   if (res.status !== 200) {
     error = JSON.parse(bytes.toString("utf8") || "{}") as typeof error;
   } else {
-    for (const f of frames(bytes)) {
-      if (f.flags & 0x02) {
-        error = (JSON.parse(f.payload.toString("utf8") || "{}") as { error?: typeof error }).error;
-      }
-    }
+    error = endStreamError<ConnectErrorJson>(bytes);
   }
   count(`raw connect-stream ${res.status} ${error?.code ?? (ended ? "none" : "tailing")}`);
   expectNoInternal(
@@ -1635,7 +1628,6 @@ async function getConnect(s: ConnectGetSpec): Promise<void> {
 }
 
 /** One hostile request per framework error path the fuzz found, as a regression table. */
-const frame = (flags: number, payload: Buffer) => envelope(payload, flags);
 const UNDECODABLE = Buffer.from([0x00]); // field number 0: never valid protobuf
 const listOrgs = OrganizationsService.methods.find((m) => m.name === "ListOrganizations")!;
 const streamEvents = EventsService.methods.find((m) => m.name === "StreamEvents")!;
@@ -1696,30 +1688,30 @@ async function connectAnswer(
 const FRAMEWORK_CASES: [string, () => Promise<RawAnswer>][] = [
   [
     "GRPC_PORT (grpc-js): a message that is not protobuf",
-    () => grpcAnswer("grpc", {}, frame(0, UNDECODABLE)),
+    () => grpcAnswer("grpc", {}, envelope(UNDECODABLE, 0)),
   ],
   [
     "GRPC_PORT (grpc-js): grpc-encoding gzip with a payload that is not gzip",
-    () => grpcAnswer("grpc", { "grpc-encoding": "gzip" }, frame(1, Buffer.from("not gzip"))),
+    () => grpcAnswer("grpc", { "grpc-encoding": "gzip" }, envelope(Buffer.from("not gzip"), 1)),
   ],
   [
     "GRPC_PORT (grpc-js): a malformed grpc-timeout header",
-    () => grpcAnswer("grpc", { "grpc-timeout": "abc" }, frame(0, Buffer.alloc(0))),
+    () => grpcAnswer("grpc", { "grpc-timeout": "abc" }, envelope(Buffer.alloc(0), 0)),
   ],
   [
     "PORT, gRPC: a message that is not protobuf",
-    () => grpcAnswer("http", {}, frame(0, UNDECODABLE)),
+    () => grpcAnswer("http", {}, envelope(UNDECODABLE, 0)),
   ],
   [
     "PORT, gRPC: the compressed flag without grpc-encoding",
-    () => grpcAnswer("http", {}, frame(1, Buffer.from("x"))),
+    () => grpcAnswer("http", {}, envelope(Buffer.from("x"), 1)),
   ],
   [
     "PORT, gRPC-Web: a message that is not protobuf",
     () =>
       connectAnswer({
         headers: { "content-type": "application/grpc-web+proto", "x-grpc-web": "1" },
-        body: frame(0, UNDECODABLE),
+        body: envelope(UNDECODABLE, 0),
       }),
   ],
   [
@@ -1754,7 +1746,10 @@ const FRAMEWORK_CASES: [string, () => Promise<RawAnswer>][] = [
     "PORT, Connect streaming application/connect+proto: an envelope that is not protobuf",
     () =>
       connectAnswer(
-        { headers: { "content-type": "application/connect+proto" }, body: frame(0, UNDECODABLE) },
+        {
+          headers: { "content-type": "application/connect+proto" },
+          body: envelope(UNDECODABLE, 0),
+        },
         streamEvents,
       ),
   ],

@@ -84,13 +84,24 @@ export function badFieldsOfConnectJson(error: ConnectErrorJson | undefined): str
   );
 }
 
+/** A raw `grpc-status-details-bin` (bytes, or base64 text) as a google.rpc.Status. */
+function statusOf(bin: Uint8Array | string | undefined) {
+  const bytes = typeof bin === "string" ? Buffer.from(bin, "base64") : (bin ?? new Uint8Array());
+  return fromBinary(StatusSchema, bytes);
+}
+
 /** The code and ErrorInfo reason of a raw `grpc-status-details-bin` (bytes, or base64 text). */
 export function statusDetailsOf(bin: Uint8Array | string | undefined): {
   code: number;
   reason: string | undefined;
 } {
-  const bytes = typeof bin === "string" ? Buffer.from(bin, "base64") : (bin ?? new Uint8Array());
-  const status = fromBinary(StatusSchema, bytes);
+  const status = statusOf(bin);
   const info = status.details.find((d) => d.typeUrl.endsWith("/google.rpc.ErrorInfo"));
   return { code: status.code, reason: info && fromBinary(ErrorInfoSchema, info.value).reason };
+}
+
+/** The fields the google.rpc.BadRequest of a raw `grpc-status-details-bin` names. */
+export function badFieldsOfStatus(bin: Uint8Array | string | undefined): string[] {
+  const bad = statusOf(bin).details.find((d) => d.typeUrl.endsWith("/google.rpc.BadRequest"));
+  return bad ? fromBinary(BadRequestSchema, bad.value).fieldViolations.map((v) => v.field) : [];
 }

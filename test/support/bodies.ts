@@ -37,3 +37,13 @@ export function frames(body: Buffer): { flags: number; payload: Buffer }[] {
   }
   return out;
 }
+
+/** A header's value in a gRPC-Web trailer frame ("key: value\r\n" lines). */
+export const trailerValue = (trailer: string, key: string): string | undefined =>
+  new RegExp(`^${key}:\\s*([^\\r\\n]*)`, "im").exec(trailer)?.[1];
+
+/** The `error` of a Connect stream's end-stream frame, if it has one. */
+export function endStreamError<E>(body: Buffer): E | undefined {
+  const end = frames(body).find((f) => f.flags & 0x02);
+  return end && (JSON.parse(end.payload.toString("utf8") || "{}") as { error?: E }).error;
+}

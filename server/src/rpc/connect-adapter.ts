@@ -41,9 +41,10 @@ export function connectAdapter(
     if (!handler) return options.fallback(req, res);
     const { request, faults } = keepingBody(
       universalRequestFromNodeRequest(req, res, undefined, undefined),
+      handler.method.input,
     );
     handler(request)
-      .then((res) => rewriteRequestFaults(res, () => faults(handler.method.input)))
+      .then((res) => rewriteRequestFaults(res, faults))
       .then(async (uRes) => {
         // Refused before its body was read (e.g. over the size limit): the
         // rest of the upload is never read, so on HTTP/1.1 the connection

@@ -16,10 +16,10 @@ export const DECOMPRESS: Record<string, ((b: Buffer) => Buffer) | undefined> = {
  * every bad field (connect-node says only "parse binary: …"). Every method
  * takes one request message, bounded by readMaxBytes.
  */
-export function keepingBody(req: UniversalServerRequest): {
-  request: UniversalServerRequest;
-  faults: (desc: DescMessage) => FieldFault[];
-} {
+export function keepingBody(
+  req: UniversalServerRequest,
+  desc: DescMessage,
+): { request: UniversalServerRequest; faults: () => FieldFault[] } {
   const chunks: Uint8Array[] = [];
   const body = req.body as AsyncIterable<Uint8Array>;
   // A plain iterator, not an async generator: the generator cost ~40 µs of
@@ -40,13 +40,13 @@ export function keepingBody(req: UniversalServerRequest): {
   };
   return {
     request: { ...req, body: kept },
-    faults: (desc) => {
+    faults: () => {
       try {
-        const message = requestMessage(req, Buffer.concat(chunks));
-        if (!message) return [];
-        return "json" in message
-          ? jsonFieldFaults(desc, JSON.parse(message.json.toString("utf8")))
-          : binaryFieldFaults(desc, message.binary);
+        const { json, bytes } = requestMessage(req, Buffer.concat(chunks));
+        if (!bytes) return [];
+        return json
+          ? jsonFieldFaults(desc, JSON.parse(bytes.toString("utf8")))
+          : binaryFieldFaults(desc, bytes);
       } catch {
         return []; // not JSON, or a compression that does not decompress: no field to name
       }
@@ -54,33 +54,39 @@ export function keepingBody(req: UniversalServerRequest): {
   };
 }
 
-/** The request message's bytes as the protocol carries them: a Connect GET's query, a body, or its first frame. */
+/**
+ * The request message's bytes as the protocol carries them (a Connect GET's
+ * query, a body, or its first frame), decompressed; none when the frame is cut
+ * short or the encoding is not one the router accepts.
+ */
 function requestMessage(
   req: UniversalServerRequest,
   body: Buffer,
-): { json: Buffer } | { binary: Buffer } | undefined {
-  const header = (name: string) => req.header.get(name) ?? "identity";
+): { json: boolean; bytes: Buffer | undefined } {
   if (req.method === "GET") {
     const query = new URL(req.url).searchParams;
     const text = query.get("message") ?? "";
     const raw = query.get("base64") === "1" ? Buffer.from(text, "base64url") : Buffer.from(text);
-    return codec(query.get("encoding") === "json", decompress(query.get("compression"), raw));
+    return {
+      json: query.get("encoding") === "json",
+      bytes: decompress(query.get("compression"), raw),
+    };
   }
   const type = req.header.get("content-type") ?? "";
   const enveloped = /^application\/(grpc|grpc-web|connect\+)/.exec(type);
   if (!enveloped) {
-    return codec(/^application\/json/.test(type), decompress(header("content-encoding"), body));
+    const json = /^application\/json/.test(type);
+    return { json, bytes: decompress(req.header.get("content-encoding"), body) };
   }
-  if (body.length < 5 || body.length < 5 + body.readUInt32BE(1)) return undefined;
-  const payload = body.subarray(5, 5 + body.readUInt32BE(1));
+  const size = body.length >= 5 ? body.readUInt32BE(1) : Infinity;
+  const payload = body.length >= 5 + size ? body.subarray(5, 5 + size) : undefined;
   const encoding = enveloped[1] === "connect+" ? "connect-content-encoding" : "grpc-encoding";
-  const message = body[0] & 1 ? decompress(header(encoding), payload) : payload;
-  return codec(/\+json/.test(type), message);
+  const compressed = (body[0] & 1) === 1;
+  return {
+    json: /\+json/.test(type),
+    bytes: payload && (compressed ? decompress(req.header.get(encoding), payload) : payload),
+  };
 }
 
-function decompress(encoding: string | null, bytes: Buffer): Buffer | undefined {
-  return DECOMPRESS[encoding ?? "identity"]?.(bytes);
-}
-
-const codec = (json: boolean, bytes: Buffer | undefined) =>
-  bytes === undefined ? undefined : json ? { json: bytes } : { binary: bytes };
+const decompress = (encoding: string | null, bytes: Buffer) =>
+  DECOMPRESS[encoding ?? "identity"]?.(bytes);
