@@ -26,6 +26,30 @@ export function cpuSeconds(pid: number | undefined): number {
 }
 
 /**
+ * CPU seconds a process's threads have run, to the nanosecond (the
+ * scheduler's own count, /proc/PID/task/TID/schedstat), or NaN if it is gone.
+ * cpuSeconds counts in 10 ms ticks, too coarse for a round of a second or
+ * two; this one loses the time of a thread that exited meanwhile, which a
+ * Node.js process's long-lived threads do not.
+ */
+export function threadCpuSeconds(pid: number | undefined): number {
+  if (!pid) return NaN;
+  let ns = 0;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+      } catch {
+        // the thread exited meanwhile
+      }
+    }
+  } catch {
+    return NaN;
+  }
+  return ns / 1e9;
+}
+
+/**
  * How many times each of a process's threads has gone to sleep so far
  * (voluntary context switches, /proc/PID/task/TID/status), by thread id, or
  * undefined if the process is gone. On these virtual machines a Node.js

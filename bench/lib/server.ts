@@ -24,11 +24,13 @@ export interface BenchServer {
  * quiet mode (compiled, `node dist/server/src/main.js`, or `tsx server/src/main.ts`; free ports picked here, ready when
  * /readyz answers, the per-call log lines on stdout to /dev/null as a
  * production deployment would ship them away), except that stderr goes to a
- * file: if the server dies mid-run, the benchmark can say why.
+ * file: if the server dies mid-run, the benchmark can say why. `cwd` is the
+ * checkout it runs from (another build's git worktree, for bench/ab.ts).
  */
 export async function startBenchServer(
   env: Record<string, string>,
   how: "dist" | "tsx",
+  cwd = root,
 ): Promise<BenchServer> {
   const httpPort = await freePort();
   const grpcPort = await freePort();
@@ -37,7 +39,7 @@ export async function startBenchServer(
   const main =
     how === "dist" ? ["dist/server/src/main.js"] : ["--import", "tsx", "server/src/main.ts"];
   const child = spawn(process.execPath, main, {
-    cwd: root,
+    cwd,
     env: {
       ...process.env,
       PORT: String(httpPort),
