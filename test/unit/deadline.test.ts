@@ -1,10 +1,5 @@
 import { describe, expect, it } from "vitest";
-import {
-  CallDeadline,
-  commitInTime,
-  earliestOf,
-  withDeadline,
-} from "../../server/src/domain/deadline.js";
+import { CallDeadline, commitInTime, earliestOf } from "../../server/src/domain/deadline.js";
 
 /**
  * The moment a call's time runs out and the moment its COMMIT is sent
@@ -42,9 +37,9 @@ describe("CallDeadline", () => {
     d.expire(() => answers.push("deadline exceeded"));
     expect(answers).toEqual(["deadline exceeded"]);
     let sent = false;
-    await expect(
-      withDeadline(d, () => commitInTime(async () => void (sent = true))),
-    ).rejects.toMatchObject({ reason: "DEADLINE_EXCEEDED" });
+    await expect(commitInTime(d, async () => void (sent = true))).rejects.toMatchObject({
+      reason: "DEADLINE_EXCEEDED",
+    });
     expect(sent).toBe(false);
   });
 
@@ -52,9 +47,7 @@ describe("CallDeadline", () => {
     const d = open();
     const { commit, release } = gatedCommit();
     const answers: string[] = [];
-    const committed = withDeadline(d, () => commitInTime(commit)).then(() =>
-      answers.push("committed"),
-    );
+    const committed = commitInTime(d, commit).then(() => answers.push("committed"));
     d.expire(() => answers.push("deadline exceeded"));
     await holdThenAcknowledge(answers, release, committed);
     expect(answers).toEqual(["committed", "deadline exceeded"]);
@@ -66,9 +59,9 @@ describe("CallDeadline", () => {
     const b = open();
     b.expire(() => undefined);
     const shared = earliestOf([a, b])!;
-    await expect(
-      withDeadline(shared, () => commitInTime(async () => undefined)),
-    ).rejects.toMatchObject({ reason: "DEADLINE_EXCEEDED" });
+    await expect(commitInTime(shared, async () => undefined)).rejects.toMatchObject({
+      reason: "DEADLINE_EXCEEDED",
+    });
     // a was not left waiting for a commit that was never sent: it expires at once.
     const answers: string[] = [];
     a.expire(() => answers.push("a exceeded"));
@@ -79,7 +72,7 @@ describe("CallDeadline", () => {
     const a = open();
     const b = open();
     const { commit, release } = gatedCommit();
-    const done = withDeadline(earliestOf([a, b])!, () => commitInTime(commit));
+    const done = commitInTime(earliestOf([a, b])!, commit);
     const answers: string[] = [];
     a.expire(() => answers.push("a exceeded"));
     b.expire(() => answers.push("b exceeded"));

@@ -1,10 +1,4 @@
-import {
-  currentDeadline,
-  deadlineExceeded,
-  isPast,
-  outsideCall,
-  type CallDeadline,
-} from "./deadline.js";
+import { deadlineExceeded, isPast, type CallDeadline } from "./deadline.js";
 
 /** A request waiting for its turn, with the deadline of the call that made it. */
 export interface Pending<I, O> {
@@ -27,8 +21,8 @@ export interface Pending<I, O> {
  * while under load one unit — one transaction, one durable commit — serves
  * many calls, so the database does far fewer round trips and commits per call.
  *
- * `run` must settle every request it is given. It runs outside any call's
- * deadline: whose would it be? Each request carries its own.
+ * `run` must settle every request it is given. It runs for no call in
+ * particular: each request carries its own caller's deadline.
  */
 export class Combiner<I, O> {
   private readonly waiting: Pending<I, O>[] = [];
@@ -51,14 +45,15 @@ export class Combiner<I, O> {
     },
   ) {}
 
-  submit(input: I): Promise<O> {
+  /** `deadline`: the calling call's; a request whose deadline passes while it waits is not run. */
+  submit(input: I, deadline?: CallDeadline): Promise<O> {
     return new Promise<O>((resolve, reject) => {
       const bound = this.limits.maxWaiting;
       if (bound && this.waiting.length >= bound.count) {
         reject(bound.overloaded());
         return;
       }
-      this.waiting.push({ input, deadline: currentDeadline(), resolve, reject });
+      this.waiting.push({ input, deadline, resolve, reject });
       if (this.gathering) return;
       this.gathering = true;
       setImmediate(() => {
@@ -88,7 +83,7 @@ export class Combiner<I, O> {
       });
       if (batch.length === 0) continue;
       this.running++;
-      outsideCall(() => this.run(batch))
+      this.run(batch)
         .catch((err: unknown) => batch.forEach((p) => p.reject(err)))
         .finally(() => {
           this.running--;

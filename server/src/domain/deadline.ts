@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from "node:async_hooks";
 import { DomainError } from "./errors.js";
 
 export const deadlineExceeded = () =>
@@ -100,24 +99,6 @@ class DeadlineSet implements Deadline {
   }
 }
 
-/** The deadline of the call being served, carried implicitly to the store. */
-const current = new AsyncLocalStorage<Deadline>();
-
-export function withDeadline<T>(deadline: Deadline, work: () => T): T {
-  return current.run(deadline, work);
-}
-
-/** Runs `work` outside any call: background work a call started must not inherit its deadline. */
-export function outsideCall<T>(work: () => T): T {
-  return current.exit(work);
-}
-
-/** The deadline of the call being served, if any. */
-export function currentDeadline(): CallDeadline | undefined {
-  const d = current.getStore();
-  return d instanceof CallDeadline ? d : undefined;
-}
-
 /** Whether `deadline` has passed (never, for work outside a call). */
 export function isPast(deadline: Deadline | undefined): boolean {
   return deadline !== undefined && deadline.past;
@@ -130,23 +111,16 @@ export function earliestOf(deadlines: (CallDeadline | undefined)[]): Deadline | 
   return new DeadlineSet(set);
 }
 
-/** Runs `work` under `deadline`, or as it is when there is none. */
-export function underDeadline<T>(deadline: Deadline | undefined, work: () => T): T {
-  return deadline ? current.run(deadline, work) : work();
-}
-
-/** Throws DEADLINE_EXCEEDED when the current call's deadline has passed. */
-export function throwIfPastDeadline(): void {
-  if (isPast(current.getStore())) throw deadlineExceeded();
-}
-
 /**
- * Sends a COMMIT for the current call, unless its deadline has passed: a
- * caller answered DEADLINE_EXCEEDED never sees its change happen later, and
- * one whose COMMIT was sent in time gets the commit's outcome.
+ * Sends a COMMIT for a call, unless its deadline has passed: a caller
+ * answered DEADLINE_EXCEEDED never sees its change happen later, and one
+ * whose COMMIT was sent in time gets the commit's outcome. Work outside any
+ * call (the reaper, the relay) has no deadline.
  */
-export async function commitInTime(commit: () => Promise<void>): Promise<void> {
-  const deadline = current.getStore();
+export async function commitInTime(
+  deadline: Deadline | undefined,
+  commit: () => Promise<void>,
+): Promise<void> {
   if (deadline === undefined) return commit();
   deadline.claimCommit();
   try {

@@ -16,7 +16,7 @@ import {
   type FieldViolation,
 } from "./errors.js";
 import { Combiner, type Pending } from "./combiner.js";
-import { earliestOf, underDeadline } from "./deadline.js";
+import { earliestOf, type CallDeadline } from "./deadline.js";
 import { groupEvent, memberEvent } from "./event-builders.js";
 import { newId } from "./ids.js";
 import { etagOf, type Group, type Membership, type Page } from "./model.js";
@@ -40,6 +40,20 @@ interface GroupRef {
 /** A change to a group's members, by a caller limited to `within` if it is set. */
 interface MemberChange extends GroupRef {
   within?: string;
+}
+
+/** How changeMembers treats a call (a single add or remove, or a batch). */
+interface ChangeOptions {
+  /** Called when nothing needs to change (may throw the call's own error). */
+  onNoChange?: (group: Group) => void;
+  /**
+   * A membership that does not exist is no change rather than NOT_FOUND
+   * (RemoveGroupMember with allow_missing: it is not in the group, which is
+   * all the caller asked, e.g. a clean-up after the membership was deleted).
+   */
+  missingAllowed?: boolean;
+  /** The call's deadline (see Database.transaction). */
+  deadline?: CallDeadline;
 }
 
 /** One AddGroupMember or RemoveGroupMember call. */
@@ -154,12 +168,15 @@ export class Groups {
     groupMembers.GroupsOfMember
   >;
 
-  async create(input: {
-    organizationId: string;
-    name: string;
-    description: string;
-    requestId: string;
-  }): Promise<Group> {
+  async create(
+    input: {
+      organizationId: string;
+      name: string;
+      description: string;
+      requestId: string;
+    },
+    deadline: CallDeadline | undefined,
+  ): Promise<Group> {
     const v = new Violations();
     v.id("organization_id", "organization", input.organizationId);
     const name = v.text("name", input.name, { min: 1, max: GROUP_NAME_MAX, trim: true });
@@ -234,7 +251,7 @@ export class Groups {
         }
         await groups.insertGroup(tx, group, [groupEvent("group.created", group, "api")]);
         return group;
-      });
+      }, deadline);
     try {
       return await attempt();
     } catch (err) {
@@ -268,6 +285,7 @@ export class Groups {
 
   async update(
     input: GroupRef & { name?: string; description?: string; etag: string },
+    deadline: CallDeadline | undefined,
   ): Promise<Group> {
     const v = this.validateRef(input);
     const name =
@@ -309,11 +327,14 @@ export class Groups {
       });
       await appendEvents(tx, [groupEvent("group.updated", next, "api", previous)]);
       return next;
-    });
+    }, deadline);
   }
 
   /** Hides the group and emits group.deleted; the reaper removes its links in chunks. */
-  async delete(input: GroupRef & { etag: string }): Promise<void> {
+  async delete(
+    input: GroupRef & { etag: string },
+    deadline: CallDeadline | undefined,
+  ): Promise<void> {
     this.validateRef(input).throwIfAny();
     await this.db.transaction(async (tx) => {
       const group = await this.requireLiveGroup(tx, input, { lock: "update" });
@@ -322,44 +343,54 @@ export class Groups {
       await groups.markGroupDeleted(tx, group.id, at);
       await enqueueDeletion(tx, "group", group.id, at);
       await appendEvents(tx, [groupEvent("group.deleted", group, "api")]);
-    });
+    }, deadline);
     this.reaper.wake();
   }
 
   async addMember(
     input: MemberChange & { membershipId: string },
+    deadline: CallDeadline | undefined,
   ): Promise<{ group: Group; added: boolean }> {
     const v = this.validateRef(input);
     v.id("organization_membership_id", "membership", input.membershipId);
     v.throwIfAny();
-    const { group, changed } = await this.singleChanges.submit({
-      ...input,
-      op: "add",
-      allowMissing: true,
-    });
+    const { group, changed } = await this.singleChanges.submit(
+      { ...input, op: "add", allowMissing: true },
+      deadline,
+    );
     return { group, added: changed };
   }
 
   async removeMember(
     input: MemberChange & { membershipId: string; allowMissing: boolean },
+    deadline: CallDeadline | undefined,
   ): Promise<{ group: Group; removed: boolean }> {
     const v = this.validateRef(input);
     v.id("organization_membership_id", "membership", input.membershipId);
     v.throwIfAny();
-    const { group, changed } = await this.singleChanges.submit({ ...input, op: "remove" });
+    const { group, changed } = await this.singleChanges.submit(
+      { ...input, op: "remove" },
+      deadline,
+    );
     return { group, removed: changed };
   }
 
-  async batchAdd(input: MemberChange & { membershipIds: string[] }) {
+  async batchAdd(
+    input: MemberChange & { membershipIds: string[] },
+    deadline: CallDeadline | undefined,
+  ) {
     const ids = this.validateBatch(input);
-    const { group, changed } = await this.changeMembers(input, ids, "add");
+    const { group, changed } = await this.changeMembers(input, ids, "add", { deadline });
     const added = new Set(changed);
     return { group, results: ids.map((id) => ({ membershipId: id, changed: added.has(id) })) };
   }
 
-  async batchRemove(input: MemberChange & { membershipIds: string[] }) {
+  async batchRemove(
+    input: MemberChange & { membershipIds: string[] },
+    deadline: CallDeadline | undefined,
+  ) {
     const ids = this.validateBatch(input);
-    const { group, changed } = await this.changeMembers(input, ids, "remove");
+    const { group, changed } = await this.changeMembers(input, ids, "remove", { deadline });
     const removed = new Set(changed);
     return { group, results: ids.map((id) => ({ membershipId: id, changed: removed.has(id) })) };
   }
@@ -386,12 +417,16 @@ export class Groups {
 
   async listForMembership(
     input: { membershipId: string; within?: string } & PageInput,
+    deadline: CallDeadline | undefined,
   ): Promise<Page<Group>> {
     const v = new Violations();
     v.id("organization_membership_id", "membership", input.membershipId);
     const page = parsePage(v, input, "group");
     v.throwIfAny();
-    const found = await this.groupsOfMembers.submit({ membershipId: input.membershipId, page });
+    const found = await this.groupsOfMembers.submit(
+      { membershipId: input.membershipId, page },
+      deadline,
+    );
     visibleOrThrow(found.membership, input.membershipId, input.within);
     const cursor = cursorOf(page);
     if (cursor && !found.cursorInOrganization) {
@@ -403,11 +438,10 @@ export class Groups {
   }
 
   /** The subset of `groupIds` (in request order, without repeats) the membership belongs to. */
-  async check(input: {
-    membershipId: string;
-    groupIds: string[];
-    within?: string;
-  }): Promise<string[]> {
+  async check(
+    input: { membershipId: string; groupIds: string[]; within?: string },
+    deadline: CallDeadline | undefined,
+  ): Promise<string[]> {
     const v = new Violations();
     v.id("organization_membership_id", "membership", input.membershipId);
     if (input.groupIds.length === 0) v.add("group_ids", "at least one group id is required");
@@ -416,7 +450,10 @@ export class Groups {
     input.groupIds.forEach((id, i) => v.id(`group_ids[${i}]`, "group", id));
     v.throwIfAny();
     const asked = [...new Set(input.groupIds)];
-    const found = await this.checks.submit({ membershipId: input.membershipId, groupIds: asked });
+    const found = await this.checks.submit(
+      { membershipId: input.membershipId, groupIds: asked },
+      deadline,
+    );
     visibleOrThrow(found, input.membershipId, input.within);
     return asked.filter((id) => found?.groupIds.has(id));
   }
@@ -437,8 +474,9 @@ export class Groups {
     let alone: Pending<SingleChange, SingleChangeResult>[];
     const start = performance.now();
     try {
-      ({ served, alone } = await underDeadline(earliestOf(batch.map((p) => p.deadline)), () =>
-        this.db.transaction((tx) => this.changeTogetherIn(tx, batch)),
+      ({ served, alone } = await this.db.transaction(
+        (tx) => this.changeTogetherIn(tx, batch),
+        earliestOf(batch.map((p) => p.deadline)),
       ));
     } catch {
       served = new Map();
@@ -447,9 +485,7 @@ export class Groups {
     this.observe.onSharedChange?.(batch.length, (performance.now() - start) / 1000);
     for (const [pending, result] of served) pending.resolve(result);
     await Promise.all(
-      alone.map((p) =>
-        underDeadline(p.deadline, () => this.changeOne(p.input)).then(p.resolve, p.reject),
-      ),
+      alone.map((p) => this.changeOne(p.input, p.deadline).then(p.resolve, p.reject)),
     );
   }
 
@@ -528,13 +564,15 @@ export class Groups {
   }
 
   /** One AddGroupMember or RemoveGroupMember call on its own. */
-  private async changeOne(c: SingleChange): Promise<SingleChangeResult> {
+  private async changeOne(
+    c: SingleChange,
+    deadline: CallDeadline | undefined,
+  ): Promise<SingleChangeResult> {
     const missingAllowed = c.op === "remove" && c.allowMissing;
-    const { group, changed } = await this.changeMembers(
-      c,
-      [c.membershipId],
-      c.op,
-      (group) => {
+    const { group, changed } = await this.changeMembers(c, [c.membershipId], c.op, {
+      deadline,
+      missingAllowed,
+      onNoChange: (group) => {
         if (!missingAllowed && c.op === "remove") {
           throw new DomainError(
             "not_found",
@@ -545,8 +583,7 @@ export class Groups {
           );
         }
       },
-      missingAllowed,
-    );
+    });
     return { group, changed: changed.length > 0 };
   }
 
@@ -564,11 +601,10 @@ export class Groups {
     ref: MemberChange,
     membershipIds: string[],
     op: "add" | "remove",
-    onNoChange?: (group: Group) => void,
-    missingAllowed = false,
+    opts: ChangeOptions,
   ): Promise<{ group: Group; changed: string[] }> {
     const once = (lock: "share" | "update") =>
-      this.changeMembersOnce(ref, membershipIds, op, lock, onNoChange, missingAllowed);
+      this.changeMembersOnce(ref, membershipIds, op, lock, opts);
     try {
       return await once("share");
     } catch (err) {
@@ -582,13 +618,7 @@ export class Groups {
     membershipIds: string[],
     op: "add" | "remove",
     lock: "share" | "update",
-    onNoChange?: (group: Group) => void,
-    /**
-     * A membership that does not exist is no change rather than NOT_FOUND
-     * (RemoveGroupMember with allow_missing: it is not in the group, which is
-     * all the caller asked, e.g. a clean-up after the membership was deleted).
-     */
-    missingAllowed = false,
+    { onNoChange, missingAllowed = false, deadline }: ChangeOptions,
   ): Promise<{ group: Group; changed: string[] }> {
     try {
       return await this.db.transaction(async (tx) => {
@@ -656,7 +686,7 @@ export class Groups {
         ]);
         const delta = op === "add" ? changed.length : -changed.length;
         return { group: { ...group, memberCount: memberCount + delta }, changed };
-      });
+      }, deadline);
     } catch (err) {
       // A membership deleted between our read and the insert (the foreign key caught it).
       if (isMissingParent(err)) {

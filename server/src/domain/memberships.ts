@@ -11,6 +11,7 @@ import {
   membershipNotFound,
   organizationNotFound,
 } from "./errors.js";
+import type { CallDeadline } from "./deadline.js";
 import { memberEvent } from "./event-builders.js";
 import { newId } from "./ids.js";
 import { MEMBERSHIP_STATUSES, type Membership, type MembershipStatus, type Page } from "./model.js";
@@ -44,11 +45,10 @@ export function visibleOrThrow<M extends Pick<Membership, "organizationId">>(
 export class Memberships {
   constructor(private readonly db: Database) {}
 
-  async create(input: {
-    organizationId: string;
-    userId: string;
-    status: string | undefined;
-  }): Promise<Membership> {
+  async create(
+    input: { organizationId: string; userId: string; status: string | undefined },
+    deadline: CallDeadline | undefined,
+  ): Promise<Membership> {
     const v = new Violations();
     v.id("organization_id", "organization", input.organizationId);
     const userId = v.token("user_id", input.userId, { min: 1, max: USER_ID_MAX });
@@ -69,7 +69,7 @@ export class Memberships {
           throw organizationNotFound(input.organizationId);
         }
         await memberships.insertMembership(tx, membership);
-      });
+      }, deadline);
     } catch (err) {
       if (isDuplicateKey(err, "uq_memberships_org_user")) {
         throw new DomainError(
@@ -127,11 +127,10 @@ export class Memberships {
     return found.page;
   }
 
-  async updateStatus(input: {
-    membershipId: string;
-    status: string | undefined;
-    within?: string;
-  }): Promise<Membership> {
+  async updateStatus(
+    input: { membershipId: string; status: string | undefined; within?: string },
+    deadline: CallDeadline | undefined,
+  ): Promise<Membership> {
     const v = new Violations();
     v.id("organization_membership_id", "membership", input.membershipId);
     const status =
@@ -147,14 +146,18 @@ export class Memberships {
       const at = new Date();
       await memberships.updateMembershipStatus(tx, m.id, status, at);
       return { ...m, status, updatedAt: at };
-    });
+    }, deadline);
   }
 
   /**
    * Deletes the membership and its group memberships in one transaction, with
    * one `group.member_removed` (cause system) per live group it left.
    */
-  async delete(membershipId: string, within?: string): Promise<void> {
+  async delete(
+    membershipId: string,
+    within: string | undefined,
+    deadline: CallDeadline | undefined,
+  ): Promise<void> {
     const v = new Violations();
     v.id("organization_membership_id", "membership", membershipId);
     v.throwIfAny();
@@ -176,6 +179,6 @@ export class Memberships {
       }
       await memberships.deleteMembershipRow(tx, m.id);
       await appendEvents(tx, events);
-    });
+    }, deadline);
   }
 }

@@ -2,6 +2,7 @@ import type { Database } from "../store/database.js";
 import { enqueueDeletion } from "../store/deletion-jobs.js";
 import { isDuplicateKey } from "../store/errors.js";
 import * as orgs from "../store/organizations.js";
+import type { CallDeadline } from "./deadline.js";
 import { DomainError, invalidArgument, organizationNotFound } from "./errors.js";
 import { newId } from "./ids.js";
 import type { Organization, Page } from "./model.js";
@@ -28,7 +29,10 @@ export class Organizations {
     private readonly reaper: Reaper,
   ) {}
 
-  async create(input: { name: string; externalId: string }): Promise<Organization> {
+  async create(
+    input: { name: string; externalId: string },
+    deadline: CallDeadline | undefined,
+  ): Promise<Organization> {
     const v = new Violations();
     const name = v.text("name", input.name, { min: 1, max: ORGANIZATION_NAME_MAX, trim: true });
     const externalId =
@@ -45,7 +49,7 @@ export class Organizations {
       updatedAt: at,
     };
     try {
-      await this.db.transaction((tx) => orgs.insertOrganization(tx, org));
+      await this.db.transaction((tx) => orgs.insertOrganization(tx, org), deadline);
     } catch (err) {
       if (externalId && isDuplicateKey(err, "uq_organizations_external_id"))
         throw externalIdTaken(externalId);
@@ -84,12 +88,10 @@ export class Organizations {
    * not set external_id: it is unique across the deployment, so a conflict
    * would tell it that another organization uses that value.
    */
-  async update(input: {
-    organizationId: string;
-    name?: string;
-    externalId?: string;
-    within?: string;
-  }): Promise<Organization> {
+  async update(
+    input: { organizationId: string; name?: string; externalId?: string; within?: string },
+    deadline: CallDeadline | undefined,
+  ): Promise<Organization> {
     if (input.within !== undefined && input.externalId !== undefined) {
       throw new DomainError(
         "permission_denied",
@@ -122,7 +124,7 @@ export class Organizations {
         changes.updatedAt = new Date();
         await orgs.updateOrganization(tx, org.id, changes);
         return { ...org, ...changes };
-      });
+      }, deadline);
     } catch (err) {
       if (externalId && isDuplicateKey(err, "uq_organizations_external_id"))
         throw externalIdTaken(externalId);
@@ -135,7 +137,7 @@ export class Organizations {
    * memberships, groups (with their events), memberships and the row itself
    * in bounded chunks, so this costs the same for any size of organization.
    */
-  async delete(organizationId: string): Promise<void> {
+  async delete(organizationId: string, deadline: CallDeadline | undefined): Promise<void> {
     const v = new Violations();
     v.id("organization_id", "organization", organizationId);
     v.throwIfAny();
@@ -145,7 +147,7 @@ export class Organizations {
       const at = new Date();
       await orgs.markOrganizationDeleted(tx, organizationId, at);
       await enqueueDeletion(tx, "organization", organizationId, at);
-    });
+    }, deadline);
     this.reaper.wake();
   }
 }

@@ -8,7 +8,6 @@ import * as idempotency from "../store/idempotency.js";
 import * as memberships from "../store/memberships.js";
 import * as orgs from "../store/organizations.js";
 import { appendEvents } from "../store/outbox.js";
-import { outsideCall } from "./deadline.js";
 import { groupEvent } from "./event-builders.js";
 import { IDEMPOTENCY_WINDOW_MS } from "./groups.js";
 
@@ -64,8 +63,9 @@ export class Reaper {
       this.again = true;
       return;
     }
-    // wake() is called by the calls that enqueue deletions; the pass is not theirs.
-    this.running = outsideCall(() => this.runOnce())
+    // wake() is called by the calls that enqueue deletions; the pass is not
+    // theirs, and runs under no call's deadline.
+    this.running = this.runOnce()
       .catch((err: unknown) => this.log.error({ err }, "reaper pass failed"))
       .finally(() => {
         this.running = undefined;

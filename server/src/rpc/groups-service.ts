@@ -13,13 +13,16 @@ const changeIn = (req: { organizationId: string; groupId: string }, ctx: CallCon
 /** groups.v1.GroupsService: decode → domain → shape. No rules here. */
 export function groupsHandlers(groups: Groups): Handlers<typeof GroupsService> {
   return {
-    async createGroup(req) {
-      const group = await groups.create({
-        organizationId: req.organizationId,
-        name: req.name,
-        description: req.description,
-        requestId: req.requestId,
-      });
+    async createGroup(req, ctx) {
+      const group = await groups.create(
+        {
+          organizationId: req.organizationId,
+          name: req.name,
+          description: req.description,
+          requestId: req.requestId,
+        },
+        ctx.deadline,
+      );
       return { group: toGroup(group) };
     },
     async getGroup(req) {
@@ -29,33 +32,39 @@ export function groupsHandlers(groups: Groups): Handlers<typeof GroupsService> {
       const page = await groups.list({ organizationId: req.organizationId, ...pageInput(req) });
       return { groups: page.items.map(toGroup), listMetadata: listMetadata(page) };
     },
-    async updateGroup(req) {
-      const group = await groups.update({
-        organizationId: req.organizationId,
-        groupId: req.groupId,
-        name: req.name,
-        description: req.description,
-        etag: req.etag,
-      });
+    async updateGroup(req, ctx) {
+      const group = await groups.update(
+        {
+          organizationId: req.organizationId,
+          groupId: req.groupId,
+          name: req.name,
+          description: req.description,
+          etag: req.etag,
+        },
+        ctx.deadline,
+      );
       return { group: toGroup(group) };
     },
-    async deleteGroup(req) {
-      await groups.delete(req);
+    async deleteGroup(req, ctx) {
+      await groups.delete(req, ctx.deadline);
       return {};
     },
     async addGroupMember(req, ctx) {
-      const { group, added } = await groups.addMember({
-        ...changeIn(req, ctx),
-        membershipId: req.organizationMembershipId,
-      });
+      const { group, added } = await groups.addMember(
+        { ...changeIn(req, ctx), membershipId: req.organizationMembershipId },
+        ctx.deadline,
+      );
       return { group: toGroup(group), added };
     },
     async removeGroupMember(req, ctx) {
-      const { group, removed } = await groups.removeMember({
-        ...changeIn(req, ctx),
-        membershipId: req.organizationMembershipId,
-        allowMissing: req.allowMissing,
-      });
+      const { group, removed } = await groups.removeMember(
+        {
+          ...changeIn(req, ctx),
+          membershipId: req.organizationMembershipId,
+          allowMissing: req.allowMissing,
+        },
+        ctx.deadline,
+      );
       return { group: toGroup(group), removed };
     },
     async listGroupMembers(req) {
@@ -70,18 +79,21 @@ export function groupsHandlers(groups: Groups): Handlers<typeof GroupsService> {
       };
     },
     async listGroupsForOrganizationMembership(req, ctx) {
-      const page = await groups.listForMembership({
-        membershipId: req.organizationMembershipId,
-        within: organizationScope(ctx),
-        ...pageInput(req),
-      });
+      const page = await groups.listForMembership(
+        {
+          membershipId: req.organizationMembershipId,
+          within: organizationScope(ctx),
+          ...pageInput(req),
+        },
+        ctx.deadline,
+      );
       return { groups: page.items.map(toGroup), listMetadata: listMetadata(page) };
     },
     async batchAddGroupMembers(req, ctx) {
-      const { group, results } = await groups.batchAdd({
-        ...changeIn(req, ctx),
-        membershipIds: req.organizationMembershipIds,
-      });
+      const { group, results } = await groups.batchAdd(
+        { ...changeIn(req, ctx), membershipIds: req.organizationMembershipIds },
+        ctx.deadline,
+      );
       return {
         group: toGroup(group),
         results: results.map((r) => ({
@@ -91,10 +103,10 @@ export function groupsHandlers(groups: Groups): Handlers<typeof GroupsService> {
       };
     },
     async batchRemoveGroupMembers(req, ctx) {
-      const { group, results } = await groups.batchRemove({
-        ...changeIn(req, ctx),
-        membershipIds: req.organizationMembershipIds,
-      });
+      const { group, results } = await groups.batchRemove(
+        { ...changeIn(req, ctx), membershipIds: req.organizationMembershipIds },
+        ctx.deadline,
+      );
       return {
         group: toGroup(group),
         results: results.map((r) => ({
@@ -104,11 +116,14 @@ export function groupsHandlers(groups: Groups): Handlers<typeof GroupsService> {
       };
     },
     async checkGroupMembership(req, ctx) {
-      const groupIds = await groups.check({
-        membershipId: req.organizationMembershipId,
-        within: organizationScope(ctx),
-        groupIds: req.groupIds,
-      });
+      const groupIds = await groups.check(
+        {
+          membershipId: req.organizationMembershipId,
+          within: organizationScope(ctx),
+          groupIds: req.groupIds,
+        },
+        ctx.deadline,
+      );
       return { groupIds };
     },
   };

@@ -16,8 +16,11 @@ export function organizationsHandlers(
   memberships: Memberships,
 ): Handlers<typeof OrganizationsService> {
   return {
-    async createOrganization(req) {
-      const org = await organizations.create({ name: req.name, externalId: req.externalId });
+    async createOrganization(req, ctx) {
+      const org = await organizations.create(
+        { name: req.name, externalId: req.externalId },
+        ctx.deadline,
+      );
       return { organization: toOrganization(org) };
     },
     async getOrganization(req) {
@@ -28,24 +31,30 @@ export function organizationsHandlers(
       return { organizations: page.items.map(toOrganization), listMetadata: listMetadata(page) };
     },
     async updateOrganization(req, ctx) {
-      const org = await organizations.update({
-        organizationId: req.organizationId,
-        name: req.name,
-        externalId: req.externalId,
-        within: organizationScope(ctx),
-      });
+      const org = await organizations.update(
+        {
+          organizationId: req.organizationId,
+          name: req.name,
+          externalId: req.externalId,
+          within: organizationScope(ctx),
+        },
+        ctx.deadline,
+      );
       return { organization: toOrganization(org) };
     },
-    async deleteOrganization(req) {
-      await organizations.delete(req.organizationId);
+    async deleteOrganization(req, ctx) {
+      await organizations.delete(req.organizationId, ctx.deadline);
       return {};
     },
-    async createOrganizationMembership(req) {
-      const m = await memberships.create({
-        organizationId: req.organizationId,
-        userId: req.userId,
-        status: statusFromProto(req.status),
-      });
+    async createOrganizationMembership(req, ctx) {
+      const m = await memberships.create(
+        {
+          organizationId: req.organizationId,
+          userId: req.userId,
+          status: statusFromProto(req.status),
+        },
+        ctx.deadline,
+      );
       return { organizationMembership: toMembership(m) };
     },
     async getOrganizationMembership(req, ctx) {
@@ -64,15 +73,18 @@ export function organizationsHandlers(
       };
     },
     async updateOrganizationMembership(req, ctx) {
-      const m = await memberships.updateStatus({
-        membershipId: req.organizationMembershipId,
-        status: statusFromProto(req.status),
-        within: organizationScope(ctx),
-      });
+      const m = await memberships.updateStatus(
+        {
+          membershipId: req.organizationMembershipId,
+          status: statusFromProto(req.status),
+          within: organizationScope(ctx),
+        },
+        ctx.deadline,
+      );
       return { organizationMembership: toMembership(m) };
     },
     async deleteOrganizationMembership(req, ctx) {
-      await memberships.delete(req.organizationMembershipId, organizationScope(ctx));
+      await memberships.delete(req.organizationMembershipId, organizationScope(ctx), ctx.deadline);
       return {};
     },
   };

@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import type { DataSource, EntityManager } from "typeorm";
-import { commitInTime, throwIfPastDeadline } from "../domain/deadline.js";
+import { commitInTime, deadlineExceeded, isPast, type Deadline } from "../domain/deadline.js";
 import { DomainError } from "../domain/errors.js";
 import { dialectOf, type Dialect } from "./dialect.js";
 import { isRetryableConflict, isUnavailable } from "./errors.js";
@@ -62,24 +62,27 @@ export class Database extends EventEmitter {
    * given. A deadlock or lock-wait timeout rolls the transaction back (TypeORM
    * does so on any throw) and runs the whole of `work` again with jittered
    * backoff; after the last attempt it becomes ABORTED. `work` must therefore
-   * have no effects outside the transaction.
+   * have no effects outside the transaction. `deadline` is the calling
+   * call's (or the shared deadline of several): no attempt starts once it has
+   * passed, and no COMMIT is sent after it (commitInTime).
    */
-  async transaction<T>(work: (tx: EntityManager) => Promise<T>): Promise<T> {
+  async transaction<T>(work: (tx: EntityManager) => Promise<T>, deadline?: Deadline): Promise<T> {
     if (this.serial) {
       // The embedded SQLite store has one connection: transactions take turns.
-      const turn = this.serial.then(() => this.attempt(work));
+      const turn = this.serial.then(() => this.attempt(work, deadline));
       this.serial = turn.then(
         () => undefined,
         () => undefined,
       );
       return turn;
     }
-    return this.attempt(work);
+    return this.attempt(work, deadline);
   }
 
   /** One attempt: BEGIN, work, COMMIT (ROLLBACK on any throw). */
   private async transactOnce<T>(
     work: (tx: EntityManager) => Promise<T>,
+    deadline: Deadline | undefined,
   ): Promise<{ result: T; manager: EntityManager }> {
     const runner = this.dataSource.createQueryRunner();
     try {
@@ -96,7 +99,7 @@ export class Database extends EventEmitter {
       }
       try {
         const result = await work(runner.manager);
-        await commitInTime(() => runner.commitTransaction());
+        await commitInTime(deadline, () => runner.commitTransaction());
         return { result, manager: runner.manager };
       } catch (err) {
         if (hasBegun(runner)) await runner.rollbackTransaction().catch(() => undefined);
@@ -107,11 +110,14 @@ export class Database extends EventEmitter {
     }
   }
 
-  private async attempt<T>(work: (tx: EntityManager) => Promise<T>): Promise<T> {
+  private async attempt<T>(
+    work: (tx: EntityManager) => Promise<T>,
+    deadline: Deadline | undefined,
+  ): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      throwIfPastDeadline();
+      if (isPast(deadline)) throw deadlineExceeded();
       try {
-        const { result, manager } = await this.transactOnce(work);
+        const { result, manager } = await this.transactOnce(work, deadline);
         if (transactionsWithEvents.has(manager)) this.emit("events-committed");
         return result;
       } catch (err) {
