@@ -44,22 +44,49 @@ import { startBenchServer, type BenchServer } from "./lib/server.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
-/** What one build is driven with: both doors' clients and a group to read. */
+/** What one build is driven with: both doors' clients, a group, and a membership per caller. */
 interface Target {
   grpc: DoorClients;
   connect: DoorClients;
   organizationId: string;
   groupId: string;
+  membershipIds: string[];
 }
 
-/** The calls it can compare: the trivial RPC and a real read, on each front door. */
-const CALLS: Record<string, (t: Target) => () => Promise<unknown>> = {
+/**
+ * Caller `k`'s change: it adds its own membership to the group, then removes
+ * it, and so on, so every call changes a link and writes an event (no call
+ * is a no-op, none waits on another caller's link).
+ */
+function memberChanges(door: (t: Target) => DoorClients) {
+  return (t: Target, k: number) => {
+    let inGroup = false;
+    return async () => {
+      const change = {
+        organizationId: t.organizationId,
+        groupId: t.groupId,
+        organizationMembershipId: t.membershipIds[k],
+      };
+      const groups = door(t).groups;
+      await (inGroup ? groups.removeGroupMember(change) : groups.addGroupMember(change));
+      inGroup = !inGroup;
+    };
+  };
+}
+
+/**
+ * The calls it can compare: the trivial RPC, a real read and a write on each
+ * front door. A call is made once per caller (`k` of `--in-flight`).
+ */
+const CALLS: Record<string, (t: Target, k: number) => () => Promise<unknown>> = {
   "grpc Health.Check": (t) => () => t.grpc.health.check({}),
   "grpc GetGroup": (t) => () =>
     t.grpc.groups.getGroup({ organizationId: t.organizationId, groupId: t.groupId }),
+  "grpc Add/RemoveGroupMember": memberChanges((t) => t.grpc),
   "connect Health.Check": (t) => () => t.connect.health.check({}),
   "connect GetGroup": (t) => () =>
     t.connect.groups.getGroup({ organizationId: t.organizationId, groupId: t.groupId }),
+  "connect Add/RemoveGroupMember": memberChanges((t) => t.connect),
 };
 
 const { values: opt, positionals } = parseArgs({
@@ -152,21 +179,33 @@ async function startTarget(
     name: "Engineering",
     description: "read by every GetGroup call",
   });
+  const membershipIds: string[] = [];
+  for (let k = 0; k < inFlight; k++) {
+    const { organizationMembership } = await orgs.createOrganizationMembership({
+      organizationId: organization!.id,
+      userId: `user-${k}`,
+    });
+    membershipIds.push(organizationMembership!.id);
+  }
   return {
     server,
-    target: { grpc, connect, organizationId: organization!.id, groupId: group!.id },
+    target: { grpc, connect, organizationId: organization!.id, groupId: group!.id, membershipIds },
   };
 }
 
 /** `inFlight` callers calling back to back for `seconds`; what it cost the server. */
-async function drive(call: () => Promise<unknown>, pid: number, seconds: number): Promise<AbRound> {
+async function drive(
+  callers: (() => Promise<unknown>)[],
+  pid: number,
+  seconds: number,
+): Promise<AbRound> {
   let calls = 0;
   let stop = false;
   const cpu0 = threadCpuSeconds(pid);
   const t0 = performance.now();
   const timer = setTimeout(() => (stop = true), seconds * 1000);
   await Promise.all(
-    Array.from({ length: inFlight }, async () => {
+    callers.map(async (call) => {
       while (!stop) {
         await call();
         calls++;
@@ -187,7 +226,10 @@ async function main(): Promise<void> {
   const cases: AbCase[] = [];
   console.log(renderAb({ ...header(), cases: [] }, sides));
   for (const name of calls) {
-    const run = sides.map((s) => ({ call: CALLS[name](s.target), pid: s.server.pid }));
+    const run = sides.map((s) => ({
+      call: Array.from({ length: inFlight }, (_, k) => CALLS[name](s.target, k)),
+      pid: s.server.pid,
+    }));
     if (warmupSeconds > 0) for (const r of run) await drive(r.call, r.pid, warmupSeconds);
     const got: AbRound[][] = [[], []];
     for (let i = 0; i < rounds; i++) {

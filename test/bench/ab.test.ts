@@ -15,7 +15,7 @@ const git = (...args: string[]) =>
 
 /**
  * `npm run bench:ab` end to end: HEAD from a worktree of its own against the
- * working tree, two short rounds of each call. It must answer every call on
+ * working tree, two short rounds of a read on each door and of a write. It must answer every call on
  * both builds, account their CPU, write its results and leave no worktree
  * behind. How fast either side was is not asserted.
  */
@@ -31,7 +31,7 @@ describe("A/B of two builds", () => {
         "tsx",
         "bench/ab.ts",
         ...["--rounds", "2", "--seconds", "0.4", "--warmup", "0.2", "--out", out],
-        ...["--calls", "grpc GetGroup,connect GetGroup"],
+        ...["--calls", "grpc GetGroup,connect GetGroup,grpc Add/RemoveGroupMember"],
         "HEAD",
         ".",
       ],
@@ -43,7 +43,11 @@ describe("A/B of two builds", () => {
     expect(code, output.join("")).toBe(0);
 
     const r = JSON.parse(readFileSync(out, "utf8")) as AbResults;
-    expect(r.cases.map((c) => c.call)).toEqual(["grpc GetGroup", "connect GetGroup"]);
+    expect(r.cases.map((c) => c.call)).toEqual([
+      "grpc GetGroup",
+      "connect GetGroup",
+      "grpc Add/RemoveGroupMember",
+    ]);
     const head = git("rev-parse", "HEAD");
     for (const c of r.cases) {
       expect(c.a.ref).toBe("HEAD");
