@@ -29,6 +29,7 @@ import { opsEndpoints } from "./ops/http-endpoints.js";
 import { addReflection } from "./ops/reflection.js";
 import { Metrics, mysqlPoolStats } from "./ops/metrics.js";
 import { backlog } from "./store/events.js";
+import { useStacklessAbortErrors } from "./ops/abort-errors.js";
 import { createLogger } from "./ops/logger.js";
 import { clampGrpcJsDeadlines, withClampedDeadlines } from "./rpc/deadline-headers.js";
 import { connectRoutes, type ServiceBinding } from "./rpc/connect-door.js";
@@ -64,6 +65,7 @@ export async function startServer(
   config: Config,
   opts: { log?: Logger; reaper?: Partial<ReaperOptions>; relay?: Partial<RelayOptions> } = {},
 ): Promise<RunningServer> {
+  useStacklessAbortErrors();
   const log = opts.log ?? createLogger(config.logLevel);
   const dataSource = createDataSource(config.database);
   let auth = config.auth;
