@@ -25,9 +25,7 @@ import { hostname, tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
-import { OrganizationsService } from "../clients/src/gen/groups/v1/organizations_pb.js";
+import { createNodeClients } from "../clients/src/sdk/node.js";
 import { createTestDatabase, type TestDatabase } from "../test/support/database.js";
 import {
   compare,
@@ -39,6 +37,7 @@ import {
   type AbSide,
 } from "./lib/ab.js";
 import { connectClients, grpcClients, type DoorClients } from "./lib/clients.js";
+import { closedLoop } from "./lib/measure.js";
 import { threadCpuSeconds } from "./lib/proc.js";
 import { startBenchServer, type BenchServer } from "./lib/server.js";
 
@@ -53,32 +52,32 @@ interface Target {
   membershipIds: string[];
 }
 
+/** One call of a case, made by caller `caller` (0 … `--in-flight` − 1). */
+type Call = (k: number, caller: number) => Promise<unknown>;
+
 /**
- * Caller `k`'s change: it adds its own membership to the group, then removes
- * it, and so on, so every call changes a link and writes an event (no call
- * is a no-op, none waits on another caller's link).
+ * Each caller adds its own membership to the group, then removes it, and so
+ * on, so every call changes a link and writes an event (no call is a no-op,
+ * none waits on another caller's link).
  */
 function memberChanges(door: (t: Target) => DoorClients) {
-  return (t: Target, k: number) => {
-    let inGroup = false;
-    return async () => {
+  return (t: Target): Call => {
+    const inGroup = t.membershipIds.map(() => false);
+    return async (_, caller) => {
       const change = {
         organizationId: t.organizationId,
         groupId: t.groupId,
-        organizationMembershipId: t.membershipIds[k],
+        organizationMembershipId: t.membershipIds[caller],
       };
       const groups = door(t).groups;
-      await (inGroup ? groups.removeGroupMember(change) : groups.addGroupMember(change));
-      inGroup = !inGroup;
+      await (inGroup[caller] ? groups.removeGroupMember(change) : groups.addGroupMember(change));
+      inGroup[caller] = !inGroup[caller];
     };
   };
 }
 
-/**
- * The calls it can compare: the trivial RPC, a real read and a write on each
- * front door. A call is made once per caller (`k` of `--in-flight`).
- */
-const CALLS: Record<string, (t: Target, k: number) => () => Promise<unknown>> = {
+/** The calls it can compare: the trivial RPC, a real read and a write on each front door. */
+const CALLS: Record<string, (t: Target) => Call> = {
   "grpc Health.Check": (t) => () => t.grpc.health.check({}),
   "grpc GetGroup": (t) => () =>
     t.grpc.groups.getGroup({ organizationId: t.organizationId, groupId: t.groupId }),
@@ -169,19 +168,16 @@ async function startTarget(
   const grpc = grpcClients(`http://127.0.0.1:${server.grpcPort}`, "grpc-js");
   undo.push(() => grpc.close());
   const connect = connectClients(httpUrl);
-  const orgs = createClient(
-    OrganizationsService,
-    createConnectTransport({ baseUrl: httpUrl, httpVersion: "1.1" }),
-  );
-  const { organization } = await orgs.createOrganization({ name: `A/B ${label}` });
-  const { group } = await connect.groups.createGroup({
+  const { organizations, groups } = createNodeClients({ baseUrl: httpUrl, protocol: "connect" });
+  const { organization } = await organizations.createOrganization({ name: `A/B ${label}` });
+  const { group } = await groups.createGroup({
     organizationId: organization!.id,
     name: "Engineering",
     description: "read by every GetGroup call",
   });
   const membershipIds: string[] = [];
   for (let k = 0; k < inFlight; k++) {
-    const { organizationMembership } = await orgs.createOrganizationMembership({
+    const { organizationMembership } = await organizations.createOrganizationMembership({
       organizationId: organization!.id,
       userId: `user-${k}`,
     });
@@ -193,27 +189,22 @@ async function startTarget(
   };
 }
 
-/** `inFlight` callers calling back to back for `seconds`; what it cost the server. */
-async function drive(
-  callers: (() => Promise<unknown>)[],
-  pid: number,
-  seconds: number,
-): Promise<AbRound> {
-  let calls = 0;
-  let stop = false;
+/**
+ * `inFlight` callers calling back to back for `seconds`, and what it cost the
+ * server. The CPU also covers the few calls still in flight when the window
+ * closes, which the count leaves out: at most `inFlight` of thousands, alike
+ * on both sides.
+ */
+async function drive(call: Call, pid: number, seconds: number): Promise<AbRound> {
   const cpu0 = threadCpuSeconds(pid);
-  const t0 = performance.now();
-  const timer = setTimeout(() => (stop = true), seconds * 1000);
-  await Promise.all(
-    callers.map(async (call) => {
-      while (!stop) {
-        await call();
-        calls++;
-      }
-    }),
-  ).finally(() => clearTimeout(timer));
-  const wall = (performance.now() - t0) / 1000;
-  return { calls, seconds: wall, cpuSeconds: threadCpuSeconds(pid) - cpu0 };
+  const m = await closedLoop(
+    async (k, caller) => void (await call(k, caller)), // one call is one item, whatever it returns
+    { concurrency: inFlight, seconds, warmupSeconds: 0 },
+  );
+  const cpuSeconds = threadCpuSeconds(pid) - cpu0;
+  // A comparison of calls that failed would measure the failure path.
+  if (m.errors > 0) throw new Error(`${m.errors} calls failed: ${JSON.stringify(m.errorSamples)}`);
+  return { calls: m.ok, seconds: m.seconds, cpuSeconds };
 }
 
 async function main(): Promise<void> {
@@ -224,12 +215,9 @@ async function main(): Promise<void> {
     { ref: refB, ...b, ...(await startTarget(b.dir, "b")) },
   ];
   const cases: AbCase[] = [];
-  console.log(renderAb({ ...header(), cases: [] }, sides));
+  console.log(renderAb({ ...header, cases: [] }, sides));
   for (const name of calls) {
-    const run = sides.map((s) => ({
-      call: Array.from({ length: inFlight }, (_, k) => CALLS[name](s.target, k)),
-      pid: s.server.pid,
-    }));
+    const run = sides.map((s) => ({ call: CALLS[name](s.target), pid: s.server.pid }));
     if (warmupSeconds > 0) for (const r of run) await drive(r.call, r.pid, warmupSeconds);
     const got: AbRound[][] = [[], []];
     for (let i = 0; i < rounds; i++) {
@@ -249,7 +237,7 @@ async function main(): Promise<void> {
     cases.push(c);
     console.log(`\n${renderCase(c)}`);
   }
-  const results: AbResults = { ...header(), cases };
+  const results: AbResults = { ...header, cases };
   mkdirSync(path.dirname(opt.out), { recursive: true });
   writeFileSync(opt.out, JSON.stringify(results, null, 2) + "\n");
   console.log(`\nwritten to ${path.relative(root, opt.out)}`);
@@ -259,16 +247,15 @@ async function main(): Promise<void> {
 delete process.env.NATS_URL;
 delete process.env.DATABASE_URL;
 
-const startedAt = new Date().toISOString();
-const header = () => ({
-  startedAt,
+const header = {
+  startedAt: new Date().toISOString(),
   host: hostname(),
   inFlight,
   rounds,
   roundSeconds,
   warmupSeconds,
   store,
-});
+};
 
 async function cleanUp(): Promise<void> {
   for (const step of undo.reverse()) await Promise.resolve(step()).catch(() => undefined);

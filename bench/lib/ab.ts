@@ -117,23 +117,20 @@ const fmt = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : "–");
 
 /** One call's block of the report: each side's figures, then B − A. */
 export function renderCase(c: AbCase): string {
-  const lines = [c.call];
-  for (const [label, side] of [
-    ["A", c.a],
-    ["B", c.b],
-  ] as const) {
+  const [a, b] = [c.a, c.b].map((side) => {
     const us = side.rounds.map(cpuUsPerCall);
-    const rate = side.rounds.map(callsPerSecond);
-    lines.push(
-      `  ${label}  server CPU ${fmt(median(us))} µs/call (rounds ${fmt(Math.min(...us))}–${fmt(Math.max(...us))}), ` +
-        `${Math.round(median(rate))} calls/s`,
-    );
-  }
-  const baseUs = median(c.a.rounds.map(cpuUsPerCall));
-  const baseRate = median(c.a.rounds.map(callsPerSecond));
-  lines.push(`  B − A  CPU: ${verdict(c.cpuUsPerCall, baseUs, "µs/call")}`);
-  lines.push(`  B − A  rate: ${verdict(c.callsPerSecond, baseRate, "calls/s")}`);
-  return lines.join("\n");
+    return { us, medianUs: median(us), medianRate: median(side.rounds.map(callsPerSecond)) };
+  });
+  const sideLine = (label: string, s: typeof a) =>
+    `  ${label}  server CPU ${fmt(s.medianUs)} µs/call (rounds ${fmt(Math.min(...s.us))}–${fmt(Math.max(...s.us))}), ` +
+    `${Math.round(s.medianRate)} calls/s`;
+  return [
+    c.call,
+    sideLine("A", a),
+    sideLine("B", b),
+    `  B − A  CPU: ${verdict(c.cpuUsPerCall, a.medianUs, "µs/call")}`,
+    `  B − A  rate: ${verdict(c.callsPerSecond, a.medianRate, "calls/s")}`,
+  ].join("\n");
 }
 
 /**

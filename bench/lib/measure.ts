@@ -59,13 +59,14 @@ class Recorder {
 
 /**
  * Closed loop: `concurrency` callers, each issuing its next call when the
- * previous one returns. Calls completing during the warm-up are not counted;
+ * previous one returns; `op` is told which caller (0…concurrency − 1) makes
+ * the call, for per-caller state. Calls completing during the warm-up are not counted;
  * every call completing inside the measured window is (throughput by
  * completion time, latency from its own start). With `maxCalls` the window
  * ends when that many calls are done (or after `seconds` at the latest).
  */
 export async function closedLoop(
-  op: Op,
+  op: (k: number, caller: number) => ReturnType<Op>,
   opts: {
     concurrency: number;
     seconds: number;
@@ -81,14 +82,14 @@ export async function closedLoop(
   let k = 0;
   let finishedAt = start;
   await Promise.all(
-    Array.from({ length: opts.concurrency }, async () => {
+    Array.from({ length: opts.concurrency }, async (_, caller) => {
       while (performance.now() < end && (opts.maxCalls === undefined || k < opts.maxCalls)) {
         const i = k++;
         const t0 = performance.now();
         let items: number | void = undefined;
         let failed: unknown;
         try {
-          items = await op(i);
+          items = await op(i, caller);
         } catch (err) {
           failed = err ?? new Error("unknown failure");
         }
