@@ -5,7 +5,8 @@
  * from a worktree of its own; "." is the working tree as it is, changes and
  * all — and drives one at a time from this process with the same calls, in
  * alternating rounds (A B B A …). It reports each build's server CPU per call
- * and rate, and the paired difference B − A with its 95 % interval
+ * (with --store mariadb also MariaDB's) and rate, and the paired difference
+ * B − A with its 95 % interval
  * (bench/lib/ab.ts says why this resolves changes the full bench cannot).
  * Defaults: A = HEAD, B = ".", so with uncommitted changes it answers "what
  * does my change cost?"; `HEAD HEAD` shows the noise floor.
@@ -27,6 +28,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { createNodeClients } from "../clients/src/sdk/node.js";
 import { createTestDatabase, type TestDatabase } from "../test/support/database.js";
+import { pool } from "../test/support/pool.js";
 import {
   compare,
   renderAb,
@@ -38,18 +40,42 @@ import {
 } from "./lib/ab.js";
 import { connectClients, grpcClients, type DoorClients } from "./lib/clients.js";
 import { closedLoop } from "./lib/measure.js";
-import { threadCpuSeconds } from "./lib/proc.js";
+import { findPid, threadCpuSeconds } from "./lib/proc.js";
 import { startBenchServer, type BenchServer } from "./lib/server.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
-/** What one build is driven with: both doors' clients, a group, and a membership per caller. */
+/**
+ * What one build is driven with: both doors' clients, a group, a membership
+ * per caller (the writes' own), and a membership graph for the reads.
+ */
 interface Target {
   grpc: DoorClients;
   connect: DoorClients;
   organizationId: string;
   groupId: string;
   membershipIds: string[];
+  graph?: ReadGraph;
+}
+
+/**
+ * READERS memberships in READ_GROUPS groups, each in the half of them of its
+ * own parity (membership i in the groups g ≡ i mod 2): every membership in 20
+ * groups, as in `npm run bench`'s data set, on enough rows that MariaDB plans
+ * the reads as it would on a real table, not a handful of rows.
+ */
+interface ReadGraph {
+  membershipIds: string[];
+  groupIds: string[];
+}
+const READERS = 1_000;
+const READ_GROUPS = 40;
+
+/** Reader k's membership for call k, and the 10 groups CheckGroupMembership asks about: 5 in, 5 not. */
+function readerAsk(g: ReadGraph, k: number): { membershipId: string; groupIds: string[] } {
+  const i = k % g.membershipIds.length;
+  const groupIds = Array.from({ length: 10 }, (_, j) => g.groupIds[(i + j + 2 * k) % READ_GROUPS]);
+  return { membershipId: g.membershipIds[i], groupIds };
 }
 
 /** One call of a case, made by caller `caller` (0 … `--in-flight` − 1). */
@@ -76,12 +102,29 @@ function memberChanges(door: (t: Target) => DoorClients) {
   };
 }
 
-/** The calls it can compare: the trivial RPC, a real read and a write on each front door. */
+/** The reads of the membership graph (seeded only when one of them is asked for). */
+const GRAPH_CALLS: Record<string, (t: Target) => Call> = {
+  "grpc CheckGroupMembership": (t) => (k) => {
+    const ask = readerAsk(t.graph!, k);
+    return t.grpc.groups.checkGroupMembership({
+      organizationMembershipId: ask.membershipId,
+      groupIds: ask.groupIds,
+    });
+  },
+  "grpc ListGroupsForOrganizationMembership": (t) => (k) =>
+    t.grpc.groups.listGroupsForOrganizationMembership({
+      organizationMembershipId: readerAsk(t.graph!, k).membershipId,
+      limit: 100,
+    }),
+};
+
+/** The calls it can compare: the trivial RPC, reads and a write on each front door. */
 const CALLS: Record<string, (t: Target) => Call> = {
   "grpc Health.Check": (t) => () => t.grpc.health.check({}),
   "grpc GetGroup": (t) => () =>
     t.grpc.groups.getGroup({ organizationId: t.organizationId, groupId: t.groupId }),
   "grpc Add/RemoveGroupMember": memberChanges((t) => t.grpc),
+  ...GRAPH_CALLS,
   "connect Health.Check": (t) => () => t.connect.health.check({}),
   "connect GetGroup": (t) => () =>
     t.connect.groups.getGroup({ organizationId: t.organizationId, groupId: t.groupId }),
@@ -110,6 +153,8 @@ const inFlight = positiveNumber("in-flight", opt["in-flight"]);
 if (opt.store !== "sqlite" && opt.store !== "mariadb")
   throw new Error(`--store must be sqlite or mariadb, not "${opt.store}"`);
 const store: AbResults["store"] = opt.store;
+/** The MariaDB both builds use, whose CPU each round also reads (none on the embedded store). */
+const databasePid = store === "mariadb" ? (findPid("mariadbd") ?? findPid("mysqld")) : undefined;
 const [refA = "HEAD", refB = "."] = positionals;
 
 function positiveNumber(name: string, text: string): number {
@@ -175,17 +220,45 @@ async function startTarget(
     name: "Engineering",
     description: "read by every GetGroup call",
   });
-  const membershipIds: string[] = [];
-  for (let k = 0; k < inFlight; k++) {
-    const { organizationMembership } = await organizations.createOrganizationMembership({
-      organizationId: organization!.id,
-      userId: `user-${k}`,
-    });
-    membershipIds.push(organizationMembership!.id);
+  const newMemberships = (prefix: string, n: number) =>
+    pool(
+      Array.from({ length: n }, (_, k) => k),
+      inFlight,
+      async (k) => {
+        const { organizationMembership } = await organizations.createOrganizationMembership({
+          organizationId: organization!.id,
+          userId: `${prefix}-${k}`,
+        });
+        return organizationMembership!.id;
+      },
+    );
+  const membershipIds = await newMemberships("writer", inFlight);
+  let graph: ReadGraph | undefined;
+  if (calls.some((c) => c in GRAPH_CALLS)) {
+    graph = { membershipIds: await newMemberships("reader", READERS), groupIds: [] };
+    for (let g = 0; g < READ_GROUPS; g++) {
+      const { group } = await groups.createGroup({
+        organizationId: organization!.id,
+        name: `g${g}`,
+      });
+      graph.groupIds.push(group!.id);
+      await groups.batchAddGroupMembers({
+        organizationId: organization!.id,
+        groupId: group!.id,
+        organizationMembershipIds: graph.membershipIds.filter((_, i) => i % 2 === g % 2),
+      });
+    }
   }
   return {
     server,
-    target: { grpc, connect, organizationId: organization!.id, groupId: group!.id, membershipIds },
+    target: {
+      grpc,
+      connect,
+      organizationId: organization!.id,
+      groupId: group!.id,
+      membershipIds,
+      graph,
+    },
   };
 }
 
@@ -197,14 +270,21 @@ async function startTarget(
  */
 async function drive(call: Call, pid: number, seconds: number): Promise<AbRound> {
   const cpu0 = threadCpuSeconds(pid);
+  const database0 = threadCpuSeconds(databasePid);
   const m = await closedLoop(
     async (k, caller) => void (await call(k, caller)), // one call is one item, whatever it returns
     { concurrency: inFlight, seconds, warmupSeconds: 0 },
   );
   const cpuSeconds = threadCpuSeconds(pid) - cpu0;
+  const databaseCpuSeconds = threadCpuSeconds(databasePid) - database0;
   // A comparison of calls that failed would measure the failure path.
   if (m.errors > 0) throw new Error(`${m.errors} calls failed: ${JSON.stringify(m.errorSamples)}`);
-  return { calls: m.ok, seconds: m.seconds, cpuSeconds };
+  return {
+    calls: m.ok,
+    seconds: m.seconds,
+    cpuSeconds,
+    ...(Number.isFinite(databaseCpuSeconds) && { databaseCpuSeconds }),
+  };
 }
 
 async function main(): Promise<void> {

@@ -16,6 +16,11 @@ export interface AbRound {
   seconds: number;
   /** Server process CPU (user + system) over the round. */
   cpuSeconds: number;
+  /**
+   * MariaDB's CPU over the round (--store mariadb): both builds share the one
+   * database server, but only the side being driven calls it.
+   */
+  databaseCpuSeconds?: number;
 }
 
 export interface AbSide {
@@ -43,6 +48,8 @@ export interface AbCase {
   cpuUsPerCall: Difference;
   /** Calls per second, B − A. */
   callsPerSecond: Difference;
+  /** µs of MariaDB CPU per call, B − A, when the rounds measured it. */
+  databaseCpuUsPerCall?: Difference;
 }
 
 export interface AbResults {
@@ -57,7 +64,10 @@ export interface AbResults {
   cases: AbCase[];
 }
 
-export const cpuUsPerCall = (r: AbRound) => (r.calls > 0 ? (r.cpuSeconds / r.calls) * 1e6 : NaN);
+const usPerCall = (r: AbRound, seconds: number | undefined) =>
+  r.calls > 0 && seconds !== undefined ? (seconds / r.calls) * 1e6 : NaN;
+export const cpuUsPerCall = (r: AbRound) => usPerCall(r, r.cpuSeconds);
+export const databaseCpuUsPerCall = (r: AbRound) => usPerCall(r, r.databaseCpuSeconds);
 export const callsPerSecond = (r: AbRound) => r.calls / r.seconds;
 
 // Student's t, two-sided 95 %, by degrees of freedom 1…30; the normal 1.96 beyond.
@@ -86,12 +96,19 @@ export function pairedDifference(a: number[], b: number[]): Difference {
 /** One case's differences from its two sides' rounds (round i of A pairs with round i of B). */
 export function compare(call: string, a: AbSide, b: AbSide): AbCase {
   const of = (side: AbSide, f: (r: AbRound) => number) => side.rounds.map(f);
+  const measured = [...a.rounds, ...b.rounds].every((r) => r.databaseCpuSeconds !== undefined);
   return {
     call,
     a,
     b,
     cpuUsPerCall: pairedDifference(of(a, cpuUsPerCall), of(b, cpuUsPerCall)),
     callsPerSecond: pairedDifference(of(a, callsPerSecond), of(b, callsPerSecond)),
+    ...(measured && {
+      databaseCpuUsPerCall: pairedDifference(
+        of(a, databaseCpuUsPerCall),
+        of(b, databaseCpuUsPerCall),
+      ),
+    }),
   };
 }
 
@@ -119,16 +136,26 @@ const fmt = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : "–");
 export function renderCase(c: AbCase): string {
   const [a, b] = [c.a, c.b].map((side) => {
     const us = side.rounds.map(cpuUsPerCall);
-    return { us, medianUs: median(us), medianRate: median(side.rounds.map(callsPerSecond)) };
+    return {
+      us,
+      medianUs: median(us),
+      medianDatabaseUs: median(side.rounds.map(databaseCpuUsPerCall)),
+      medianRate: median(side.rounds.map(callsPerSecond)),
+    };
   });
+  const database = c.databaseCpuUsPerCall;
   const sideLine = (label: string, s: typeof a) =>
     `  ${label}  server CPU ${fmt(s.medianUs)} µs/call (rounds ${fmt(Math.min(...s.us))}–${fmt(Math.max(...s.us))}), ` +
+    (database ? `database CPU ${fmt(s.medianDatabaseUs)} µs/call, ` : "") +
     `${Math.round(s.medianRate)} calls/s`;
   return [
     c.call,
     sideLine("A", a),
     sideLine("B", b),
     `  B − A  CPU: ${verdict(c.cpuUsPerCall, a.medianUs, "µs/call")}`,
+    ...(database
+      ? [`  B − A  database CPU: ${verdict(database, a.medianDatabaseUs, "µs/call")}`]
+      : []),
     `  B − A  rate: ${verdict(c.callsPerSecond, a.medianRate, "calls/s")}`,
   ].join("\n");
 }

@@ -3,6 +3,7 @@ import {
   compare,
   pairedDifference,
   renderAb,
+  renderCase,
   verdict,
   type AbResults,
   type AbSide,
@@ -76,5 +77,39 @@ describe("A/B arithmetic (bench/lib/ab.ts)", () => {
     expect(text).toContain("A = HEAD (fedcba987654), B = . (0123456789ab+dirty)");
     expect(text).toContain("A  server CPU 310.0 µs/call (rounds 300.0–320.0), 500 calls/s");
     expect(text).toContain("B − A  CPU: -20.0 µs/call (-6.5 %)");
+  });
+
+  it("adds MariaDB's CPU per call when every round measured it", () => {
+    const side = (ref: string, database: number[] | undefined): AbSide => ({
+      ref,
+      commit: "fedcba9876543210fedc",
+      rounds: [0, 1, 2].map((i) => ({
+        calls: 1000,
+        seconds: 1,
+        cpuSeconds: 0.3,
+        ...(database && { databaseCpuSeconds: database[i] }),
+      })),
+    });
+    // 0.2 s of MariaDB for 1,000 calls is 200 µs a call; B saves 30 µs in each round.
+    const c = compare(
+      "grpc CheckGroupMembership",
+      side("A", [0.2, 0.21, 0.19]),
+      side("B", [0.17, 0.18, 0.16]),
+    );
+    expect(c.databaseCpuUsPerCall?.mean).toBeCloseTo(-30, 6);
+    const text = renderCase(c);
+    expect(text).toContain(
+      "A  server CPU 300.0 µs/call (rounds 300.0–300.0), database CPU 200.0 µs/call, 1000 calls/s",
+    );
+    expect(text).toContain("B − A  database CPU: -30.0 µs/call (-15.0 %)");
+
+    // On the embedded store (no rounds with it), or if one side lacks it: no database figures.
+    for (const bare of [
+      compare("grpc GetGroup", side("A", undefined), side("B", undefined)),
+      compare("grpc GetGroup", side("A", [0.2, 0.2, 0.2]), side("B", undefined)),
+    ]) {
+      expect(bare.databaseCpuUsPerCall).toBeUndefined();
+      expect(renderCase(bare)).not.toContain("database CPU");
+    }
   });
 });
