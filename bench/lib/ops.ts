@@ -11,6 +11,7 @@ import {
 } from "../../server/src/store/group-members.js";
 import { PREPARED_STATEMENTS_PER_CONNECTION } from "../../server/src/store/dialect.js";
 import { groupStatement, insertGroupStatement } from "../../server/src/store/groups.js";
+import { SESSION_SETUP } from "../../server/src/store/mysql-session.js";
 import { rng } from "../../test/support/rng.js";
 import { connectClients, grpcClients, type DoorClients } from "./clients.js";
 import { ids, PairAllocator, seededGroupsOf, type Dataset } from "./dataset.js";
@@ -291,7 +292,7 @@ export class OpContext {
 
   /**
    * The statements the service runs for each call (as TypeORM issues them:
-   * text protocol, READ COMMITTED set per transaction), through a plain
+   * text protocol, with the session settings of store/mysql-session.ts), through a plain
    * mysql2 pool of `concurrency` connections. Outbox rows go to
    * bench_raw_events (a copy of `events`), so the relay has nothing to do.
    */
@@ -311,9 +312,9 @@ export class OpContext {
       timezone: "Z",
       multipleStatements: true,
     });
-    // READ COMMITTED once per connection, as the service's store sets it.
+    // The session settings the service's connections have (READ COMMITTED, the index-dive limit).
     pool.pool.on("connection", (c) => {
-      c.query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
+      for (const sql of SESSION_SETUP) c.query(sql);
     });
     const close = () => pool.end();
     const eventRow = (type: string, g: string, org: string, m: string, user: string) => {

@@ -4,6 +4,7 @@ import { DataSource } from "typeorm";
 import type { Config } from "../config.js";
 import { PREPARED_STATEMENTS_PER_CONNECTION } from "./dialect.js";
 import { ENTITIES } from "./entities.js";
+import { mysqlDriver } from "./mysql-session.js";
 import { Initial1764129600000 } from "./migrations/mysql-1764129600000-initial.js";
 import { ApiKeys1764300000000 } from "./migrations/mysql-1764300000000-api-keys.js";
 import { MemberCountShards1764400000000 } from "./migrations/mysql-1764400000000-member-count-shards.js";
@@ -53,6 +54,8 @@ export function createDataSource(database: Config["database"]): DataSource {
   }
   return new DataSource({
     type: "mysql",
+    driver: mysqlDriver,
+    connectorPackage: "mysql2",
     url: database.url,
     socketPath: database.socketPath,
     entities: ENTITIES,

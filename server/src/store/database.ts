@@ -6,9 +6,6 @@ import { dialectOf, type Dialect } from "./dialect.js";
 import { isRetryableConflict, isUnavailable } from "./errors.js";
 import { beginLazily, hasBegun } from "./round-trips.js";
 
-/** Pool connections already switched to READ COMMITTED. */
-const readCommittedConnections = new WeakSet<object>();
-
 /** Transactions that appended events (see outbox.ts); checked after commit. */
 const transactionsWithEvents = new WeakSet<EntityManager>();
 
@@ -89,12 +86,8 @@ export class Database extends EventEmitter {
       if (this.dialect === "sqlite") {
         await runner.startTransaction("SERIALIZABLE");
       } else {
-        // READ COMMITTED is set once per connection, not per transaction: one round trip less.
-        const connection: object = await runner.connect();
-        if (!readCommittedConnections.has(connection)) {
-          await runner.query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
-          readCommittedConnections.add(connection);
-        }
+        // READ COMMITTED is each connection's own (mysql-session.ts), not set per transaction.
+        await runner.connect();
         beginLazily(runner);
       }
       try {
