@@ -26,6 +26,7 @@ const PASSES_DEADLINE = [
   "GroupsService.removeGroupMember",
   "GroupsService.batchAddGroupMembers",
   "GroupsService.batchRemoveGroupMembers",
+  "GroupsService.getGroup",
   "GroupsService.checkGroupMembership",
   "GroupsService.listGroupsForOrganizationMembership",
   "OrganizationsService.createOrganization",
@@ -36,7 +37,6 @@ const PASSES_DEADLINE = [
   "OrganizationsService.deleteOrganizationMembership",
 ];
 const READS_ONCE = [
-  "GroupsService.getGroup",
   "GroupsService.listGroups",
   "GroupsService.listGroupMembers",
   "OrganizationsService.getOrganization",

@@ -111,6 +111,7 @@ export class Groups {
       maxBatch: SINGLE_CHANGES_BATCH,
       ...this.waitingBound(),
     });
+    this.groupReads = this.sharedReads("GetGroup", groups.liveGroups);
     this.checks = this.sharedReads("CheckGroupMembership", groupMembers.membershipsInGroups);
     this.groupsOfMembers = this.sharedReads(
       "ListGroupsForOrganizationMembership",
@@ -161,7 +162,8 @@ export class Groups {
   /** AddGroupMember and RemoveGroupMember calls, served together under load (see changeTogether). */
   private readonly singleChanges: Combiner<SingleChange, SingleChangeResult>;
 
-  /** CheckGroupMembership and ListGroupsForOrganizationMembership reads (see sharedReads). */
+  /** GetGroup, CheckGroupMembership and ListGroupsForOrganizationMembership reads (see sharedReads). */
+  private readonly groupReads: Combiner<groups.GroupAsk, Group | undefined>;
   private readonly checks: Combiner<groupMembers.MembershipAsk, groupMembers.MembershipInGroups>;
   private readonly groupsOfMembers: Combiner<
     groupMembers.GroupsOfMemberAsk,
@@ -262,9 +264,14 @@ export class Groups {
     }
   }
 
-  async get(ref: GroupRef): Promise<Group> {
+  async get(ref: GroupRef, deadline: CallDeadline | undefined): Promise<Group> {
     this.validateRef(ref).throwIfAny();
-    return this.requireLiveGroup(this.db.reader, ref);
+    const group = await this.groupReads.submit(
+      { organizationId: ref.organizationId, groupId: ref.groupId },
+      deadline,
+    );
+    if (group) return group;
+    throw await this.missingGroup(this.db.reader, ref);
   }
 
   async list(input: { organizationId: string } & PageInput): Promise<Page<Group>> {

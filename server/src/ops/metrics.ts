@@ -63,14 +63,14 @@ export class Metrics {
     });
     this.readsPerStatement = new Histogram({
       name: "groups_reads_per_statement",
-      help: "CheckGroupMembership and ListGroupsForOrganizationMembership calls answered together by one statement",
+      help: "GetGroup, CheckGroupMembership and ListGroupsForOrganizationMembership calls answered together by one statement",
       labelNames: ["method"],
       buckets: [1, 2, 4, 8, 16],
       registers,
     });
     this.readStatementSeconds = new Histogram({
       name: "groups_read_statement_seconds",
-      help: "Time each shared CheckGroupMembership/ListGroupsForOrganizationMembership statement took, sent to answered",
+      help: "Time each shared GetGroup/CheckGroupMembership/ListGroupsForOrganizationMembership statement took, sent to answered",
       labelNames: ["method"],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
       registers,

@@ -25,8 +25,8 @@ export function groupsHandlers(groups: Groups): Handlers<typeof GroupsService> {
       );
       return { group: toGroup(group) };
     },
-    async getGroup(req) {
-      return { group: toGroup(await groups.get(req)) };
+    async getGroup(req, ctx) {
+      return { group: toGroup(await groups.get(req, ctx.deadline)) };
     },
     async listGroups(req) {
       const page = await groups.list({ organizationId: req.organizationId, ...pageInput(req) });
