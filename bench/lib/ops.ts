@@ -5,7 +5,7 @@ import { monotonicFactory } from "ulid";
 import {
   groupMembersPageStatement,
   groupsOfMemberWithMembershipStatement,
-  membershipInGroupsStatement,
+  membershipsInGroupsStatement,
   memberChangeReads,
   memberChangeWrites,
 } from "../../server/src/store/group-members.js";
@@ -470,7 +470,9 @@ export class OpContext {
             const groupIds = new Set<string>();
             for (let j = 0; j < 5; j++) groupIds.add(ids.group(mine[pick(mine.length)]));
             while (groupIds.size < 10) groupIds.add(ids.group(pick(d.groups)));
-            const { sql, params } = membershipInGroupsStatement(ids.memberA(i), [...groupIds]);
+            const { sql, params } = membershipsInGroupsStatement([
+              { membershipId: ids.memberA(i), groupIds: [...groupIds] },
+            ]);
             await pool.execute(sql, params as string[]);
             return 1;
           },

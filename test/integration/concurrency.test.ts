@@ -641,6 +641,23 @@ describe("concurrent readers", () => {
           }),
       });
     });
+    // Checks of 100 ids (the 12 groups and 88 ids of no group, different for each). A batch
+    // asking about more than 128 group ids is split (test/unit/membership-checks.test.ts).
+    for (let i = 0; i < 8; i++) {
+      const m = members[i * 3];
+      const asked = [
+        ...groups,
+        ...Array.from(
+          { length: 88 },
+          (_, k) => `group_01JY${String(i * 100 + k).padStart(22, "0")}`,
+        ),
+      ];
+      calls.push({
+        label: `check ${i * 3} of 100 groups`,
+        run: (x) => x.groups.checkGroupMembership({ organizationMembershipId: m, groupIds: asked }),
+        expected: groups.filter((_, g) => g < 11 && inGroup(i * 3, g)),
+      });
+    }
     // GetGroup: each group in its organization (the deleted one, and the other organization's
     // group asked under this one, are not found), twice each, so ids repeat within a statement.
     for (const round of [1, 2])

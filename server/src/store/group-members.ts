@@ -243,29 +243,6 @@ export async function deleteAllGroupMembershipsOf(
     .execute();
 }
 
-/**
- * CheckGroupMembership's one statement: the membership's organization (if it
- * is live), joined to those of `groupIds` that are live groups it belongs to
- * — one row per such group, or one row with groupId NULL. The id list is
- * padded to `size` (see padded).
- */
-export function membershipInGroupsStatement(
-  membershipId: string,
-  groupIds: string[],
-  size?: number,
-): Statement {
-  groupIds = padded(groupIds, size);
-  return {
-    sql:
-      `SELECT m.organization_id AS organizationId, g.id AS groupId FROM organization_memberships m ` +
-      "JOIN organizations o ON o.id = m.organization_id AND o.deleted_at IS NULL " +
-      "LEFT JOIN (group_memberships gm JOIN org_groups g ON g.id = gm.group_id AND g.deleted_at IS NULL) " +
-      `ON gm.organization_membership_id = m.id AND gm.group_id IN ${placeholders(groupIds)} ` +
-      "WHERE m.id = ?",
-    params: [...groupIds, membershipId],
-  };
-}
-
 /** One CheckGroupMembership question: is `membershipId` in any of `groupIds`? */
 export interface MembershipAsk {
   membershipId: string;
@@ -273,33 +250,87 @@ export interface MembershipAsk {
 }
 
 /**
+ * CheckGroupMembership's statement, for one ask or several: each asked
+ * membership that is live (in a live organization), with its organization,
+ * joined to its links to the live groups among every ask's group ids — one
+ * row per such link, or one row with groupId NULL. Both id lists go in one
+ * IN list each, padded (the group ids to at least 16), so a few prepared
+ * statements serve every batch: MariaDB plans one statement and reads each
+ * membership's links with one descent, where a UNION ALL part per ask cost
+ * it twice the CPU per ask (BENCHMARKS.md).
+ */
+export function membershipsInGroupsStatement(asks: readonly MembershipAsk[]): Statement {
+  const membershipIds = padded([...new Set(asks.map((a) => a.membershipId))]);
+  const groupIds = [...new Set(asks.flatMap((a) => a.groupIds))];
+  const paddedGroupIds = padded(groupIds, Math.max(16, powerOfTwoAtLeast(groupIds.length)));
+  return {
+    sql:
+      "SELECT m.id AS membershipId, m.organization_id AS organizationId, g.id AS groupId " +
+      "FROM organization_memberships m " +
+      "JOIN organizations o ON o.id = m.organization_id AND o.deleted_at IS NULL " +
+      "LEFT JOIN (group_memberships gm JOIN org_groups g ON g.id = gm.group_id AND g.deleted_at IS NULL) " +
+      `ON gm.organization_membership_id = m.id AND gm.group_id IN ${placeholders(paddedGroupIds)} ` +
+      `WHERE m.id IN ${placeholders(membershipIds)}`,
+    params: [...paddedGroupIds, ...membershipIds],
+  };
+}
+
+/**
  * What the store found for one ask: the membership's organization (undefined
- * if the membership or its organization is gone) and which groups it is in.
+ * if the membership or its organization is gone) and which of the asked
+ * groups it is in.
  */
 export type MembershipInGroups = { organizationId: string; groupIds: Set<string> } | undefined;
 
-/** Each ask's answer, in order, from one statement (see selectParts). */
+/**
+ * Group ids one statement asks about at most: asks beyond it go in another
+ * statement, so a batch of asks of 100 ids each does not make an IN list of
+ * 1,600 (nor a prepared statement for every such size).
+ */
+const GROUP_IDS_PER_STATEMENT = 128;
+
+/** Each ask's answer, in order, from one statement per GROUP_IDS_PER_STATEMENT group ids. */
 export async function membershipsInGroups(
   db: EntityManager,
   asks: readonly MembershipAsk[],
 ): Promise<MembershipInGroups[]> {
-  // One shape for the batch: every id list padded to the longest one's size.
-  const size = powerOfTwoAtLeast(Math.max(...asks.map((a) => a.groupIds.length)));
-  const parts = asks.map((a) => membershipInGroupsStatement(a.membershipId, a.groupIds, size));
-  const padding = membershipInGroupsStatement("", [""], size);
-  const rows = await selectParts<{ organizationId: string; groupId: string | null }>(
-    db,
-    parts,
-    padding,
+  const chunks: MembershipAsk[][] = [];
+  let groupIds = new Set<string>();
+  for (const ask of asks) {
+    const grown = new Set([...groupIds, ...ask.groupIds]);
+    if (chunks.length === 0 || grown.size > GROUP_IDS_PER_STATEMENT) {
+      chunks.push([ask]);
+      groupIds = new Set(ask.groupIds);
+    } else {
+      chunks[chunks.length - 1].push(ask);
+      groupIds = grown;
+    }
+  }
+  const found = new Map<string, { organizationId: string; groupIds: Set<string> }>();
+  await Promise.all(
+    chunks.map(async (chunk) => {
+      const { sql, params } = membershipsInGroupsStatement(chunk);
+      const rows = await select<{
+        membershipId: string;
+        organizationId: string;
+        groupId: string | null;
+      }>(db, sql, params);
+      for (const row of rows) {
+        let membership = found.get(row.membershipId);
+        if (!membership) {
+          membership = { organizationId: row.organizationId, groupIds: new Set() };
+          found.set(row.membershipId, membership);
+        }
+        if (row.groupId !== null) membership.groupIds.add(row.groupId);
+      }
+    }),
   );
-  return rows.map((found) =>
-    found.length === 0
-      ? undefined
-      : {
-          organizationId: found[0].organizationId,
-          groupIds: new Set(found.flatMap((r) => (r.groupId === null ? [] : [r.groupId]))),
-        },
-  );
+  return asks.map((ask) => {
+    const membership = found.get(ask.membershipId);
+    if (!membership) return undefined;
+    const asked = ask.groupIds.filter((id) => membership.groupIds.has(id));
+    return { organizationId: membership.organizationId, groupIds: new Set(asked) };
+  });
 }
 
 /**
