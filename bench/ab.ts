@@ -111,6 +111,12 @@ const GRAPH_CALLS: Record<string, (t: Target) => Call> = {
       groupIds: ask.groupIds,
     });
   },
+  // Each call another group of the graph's 40 (GetGroup above reads one group on every call).
+  "grpc GetGroup of 40": (t) => (k) =>
+    t.grpc.groups.getGroup({
+      organizationId: t.organizationId,
+      groupId: t.graph!.groupIds[k % READ_GROUPS],
+    }),
   "grpc ListGroupsForOrganizationMembership": (t) => (k) =>
     t.grpc.groups.listGroupsForOrganizationMembership({
       organizationMembershipId: readerAsk(t.graph!, k).membershipId,

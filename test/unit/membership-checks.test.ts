@@ -19,9 +19,10 @@ function linkStore(links: Record<string, string[]>) {
     const membershipIds = params.slice(lists[0]) as string[];
     expect(membershipIds).toHaveLength(lists[1]);
     statements.push({ groupIds, membershipIds });
+    type Row = { membershipId: string; organizationId: string; groupId: string | null };
     const rows = [...new Set(membershipIds)]
       .filter((m) => links[m])
-      .flatMap((m) => {
+      .flatMap((m): Row[] => {
         const linked = links[m].filter((g) => groupIds.includes(g));
         return linked.length === 0
           ? [{ membershipId: m, organizationId: "org_A", groupId: null }]
