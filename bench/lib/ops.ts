@@ -11,7 +11,7 @@ import {
 } from "../../server/src/store/group-members.js";
 import { PREPARED_STATEMENTS_PER_CONNECTION } from "../../server/src/store/dialect.js";
 import { groupStatement, insertGroupStatement } from "../../server/src/store/groups.js";
-import { SESSION_SETUP } from "../../server/src/store/mysql-session.js";
+import { setUpSessions } from "../../server/src/store/mysql-session.js";
 import { rng } from "../../test/support/rng.js";
 import { connectClients, grpcClients, type DoorClients } from "./clients.js";
 import { ids, PairAllocator, seededGroupsOf, type Dataset } from "./dataset.js";
@@ -313,9 +313,7 @@ export class OpContext {
       multipleStatements: true,
     });
     // The session settings the service's connections have (READ COMMITTED, the index-dive limit).
-    pool.pool.on("connection", (c) => {
-      for (const sql of SESSION_SETUP) c.query(sql);
-    });
+    setUpSessions(pool.pool);
     const close = () => pool.end();
     const eventRow = (type: string, g: string, org: string, m: string, user: string) => {
       const payload = JSON.stringify({

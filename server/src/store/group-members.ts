@@ -294,22 +294,21 @@ export async function membershipsInGroups(
   db: EntityManager,
   asks: readonly MembershipAsk[],
 ): Promise<MembershipInGroups[]> {
-  const chunks: MembershipAsk[][] = [];
-  let groupIds = new Set<string>();
+  const chunks: { asks: MembershipAsk[]; groupIds: Set<string> }[] = [];
   for (const ask of asks) {
-    const grown = new Set([...groupIds, ...ask.groupIds]);
-    if (chunks.length === 0 || grown.size > GROUP_IDS_PER_STATEMENT) {
-      chunks.push([ask]);
-      groupIds = new Set(ask.groupIds);
+    const last = chunks.at(-1);
+    const added = last ? ask.groupIds.filter((id) => !last.groupIds.has(id)).length : Infinity;
+    if (last && last.groupIds.size + added <= GROUP_IDS_PER_STATEMENT) {
+      last.asks.push(ask);
+      for (const id of ask.groupIds) last.groupIds.add(id);
     } else {
-      chunks[chunks.length - 1].push(ask);
-      groupIds = grown;
+      chunks.push({ asks: [ask], groupIds: new Set(ask.groupIds) });
     }
   }
   const found = new Map<string, { organizationId: string; groupIds: Set<string> }>();
   await Promise.all(
     chunks.map(async (chunk) => {
-      const { sql, params } = membershipsInGroupsStatement(chunk);
+      const { sql, params } = membershipsInGroupsStatement(chunk.asks);
       const rows = await select<{
         membershipId: string;
         organizationId: string;

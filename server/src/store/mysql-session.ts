@@ -24,22 +24,27 @@ export const SESSION_SETUP = [
 ];
 
 /**
- * mysql2, with pools that run SESSION_SETUP on each connection they open
- * before handing it out (a connection runs its commands in order): for
- * TypeORM's `driver` option.
+ * Makes `pool` run SESSION_SETUP on each connection it opens, before handing
+ * it out (a connection runs its commands in order). The service's pool and
+ * the bench's raw baselines both go through here.
  */
+export function setUpSessions(pool: mysql2.Pool): void {
+  pool.on("connection", (connection) => {
+    // A connection that did not take its settings must not serve: closed, it
+    // fails the statement it was handed out for, and the pool opens another.
+    for (const sql of SESSION_SETUP)
+      connection.query(sql, (err) => {
+        if (err) connection.destroy();
+      });
+  });
+}
+
+/** mysql2 with its pools set up by setUpSessions: for TypeORM's `driver` option. */
 export const mysqlDriver: typeof mysql2 = {
   ...mysql2,
   createPool(config: mysql2.PoolOptions | string) {
     const pool = mysql2.createPool(config as mysql2.PoolOptions);
-    pool.on("connection", (connection) => {
-      // A connection that did not take its settings must not serve: closed, it
-      // fails the statement it was handed out for, and the pool opens another.
-      for (const sql of SESSION_SETUP)
-        connection.query(sql, (err) => {
-          if (err) connection.destroy();
-        });
-    });
+    setUpSessions(pool);
     return pool;
   },
 } as typeof mysql2;
