@@ -4,7 +4,7 @@ import { connect, headers, nanos, StorageType, type NatsConnection } from "nats"
 import { monotonicFactory } from "ulid";
 import {
   groupMembersPageStatement,
-  groupsOfMemberWithMembershipStatement,
+  firstPagesStatement,
   membershipsInGroupsStatement,
   memberChangeReads,
   memberChangeWrites,
@@ -479,12 +479,9 @@ export class OpContext {
       case "raw.listGroupsForMembership":
         return {
           op: async () => {
-            // The membership and the page in one prepared statement, as groupsOfMember sends them.
+            // The statement the service sends for a batch of first pages, with one membership.
             const m = ids.memberA(pick(d.memberships));
-            const { sql, params } = groupsOfMemberWithMembershipStatement("mysql", m, {
-              limit: 100,
-              order: "desc",
-            });
+            const { sql, params } = firstPagesStatement("mysql", [m], "desc", 101);
             await pool.execute(sql, params as string[]);
             return 1;
           },

@@ -1,5 +1,5 @@
 import type { EntityManager } from "typeorm";
-import type { Group, Membership, Page, PageRequest } from "../domain/model.js";
+import type { Group, Membership, Page, PageRequest, SortOrder } from "../domain/model.js";
 import { GroupEntity, GroupMembershipEntity } from "./entities.js";
 import { membershipOfRow, membershipStatement, type MembershipRowOfPage } from "./memberships.js";
 import type { NewEvent } from "../domain/events.js";
@@ -30,6 +30,7 @@ import {
   type CheckedRow,
   keysetStatement,
   MEMBER_COUNT,
+  pageOf,
   MEMBERSHIP_COLUMNS,
   reviveRow,
 } from "./pagination.js";
@@ -470,36 +471,205 @@ export interface GroupsOfMember {
 }
 
 /**
- * Each ask's answer, in order: asks of one shape (the same direction, limit
- * and cursor presence) are read in one statement (see selectParts).
+ * Each ask's answer, in order. First pages (no cursor) of one order are read
+ * together by firstPagesStatement; the asks it leaves unanswered, and pages
+ * after a cursor, go by shape (the same direction, limit and cursor presence)
+ * in one statement each (see selectParts).
  */
 export async function groupsOfMembers(
   db: EntityManager,
   asks: readonly GroupsOfMemberAsk[],
 ): Promise<GroupsOfMember[]> {
-  const statements = asks.map((a) =>
-    groupsOfMemberWithMembershipStatement(db, a.membershipId, a.page),
-  );
-  const shapes = new Map<string, number[]>();
-  statements.forEach((statement, i) => {
-    const same = shapes.get(statement.sql);
-    if (same) same.push(i);
-    else shapes.set(statement.sql, [i]);
-  });
   const answers: GroupsOfMember[] = [];
+  const firstPages = new Map<string, number[]>();
+  const afterCursor: number[] = [];
+  asks.forEach((ask, i) => {
+    if (ask.page.before !== undefined || ask.page.after !== undefined) afterCursor.push(i);
+    else firstPages.set(ask.page.order, [...(firstPages.get(ask.page.order) ?? []), i]);
+  });
+  await Promise.all([
+    ...[...firstPages.values()].map(async (indexes) => {
+      const left = await readFirstPages(db, asks, indexes, answers);
+      await readPagesByShape(db, asks, left, answers);
+    }),
+    readPagesByShape(db, asks, afterCursor, answers),
+  ]);
+  return answers;
+}
+
+/**
+ * Links a batch of first pages may read at least per membership: a batch of
+ * memberships in up to this many groups each is answered by the shared
+ * statement whatever the pages' limits (the default is 10), so memberships in
+ * 20 groups, as is common, do not send their batch a second statement.
+ */
+const FIRST_PAGE_LINKS = 32;
+
+/**
+ * First pages of several memberships' groups, in one order, as one
+ * statement: the memberships that are live (in a live organization), each a
+ * row with its organization (`m_id`, `m_organizationId`), and the first
+ * `budget` links of all of them to live groups, in (membership, group) order
+ * of the scan, each a row with its group (`pg_member` and the group's
+ * columns). One descent of the member index per membership, where a UNION
+ * ALL part per membership cost MariaDB about twice the CPU per list
+ * (BENCHMARKS.md); the budget bounds the rows one membership in thousands of
+ * groups makes the statement read.
+ */
+export function firstPagesStatement(
+  db: EntityManager | Dialect,
+  membershipIds: readonly string[],
+  order: SortOrder,
+  budget: number,
+): Statement {
+  const ids = padded([...membershipIds]);
+  const direction = order === "asc" ? "ASC" : "DESC";
+  const nulls = Array<string>(1 + columnCount(GROUP_COLUMNS))
+    .fill("NULL")
+    .join(", ");
+  return {
+    sql:
+      "SELECT NULL AS m_id, NULL AS m_organizationId, pg.* FROM (" +
+      `SELECT gm.organization_membership_id AS pg_member, ${GROUP_COLUMNS} ` +
+      `FROM ${indexed(db, "group_memberships", "gm", "ix_group_memberships_member")} ` +
+      "JOIN org_groups g ON g.id = gm.group_id AND g.deleted_at IS NULL " +
+      `WHERE gm.organization_membership_id IN ${placeholders(ids)} ` +
+      `ORDER BY gm.organization_membership_id ${direction}, gm.group_id ${direction} LIMIT ?` +
+      ") pg UNION ALL " +
+      `SELECT m.id, m.organization_id, ${nulls} FROM organization_memberships m ` +
+      "JOIN organizations o ON o.id = m.organization_id AND o.deleted_at IS NULL " +
+      `WHERE m.id IN ${placeholders(ids)}`,
+    params: [...ids, budget, ...ids],
+  };
+}
+
+/** A firstPagesStatement row: a live membership's, or a link's with its group. */
+export type FirstPagesRow = GroupRowOfPage & {
+  m_id: string | null;
+  m_organizationId: string | null;
+  pg_member: string | null;
+};
+
+/**
+ * The asks a firstPagesStatement answered, from its rows: `budget` is the
+ * number of links it was allowed to read. Its links are a prefix of every
+ * asked membership's links in scan order, so when fewer than the budget came
+ * back every membership's are all there; otherwise those of the memberships
+ * the scan passed are, and the last one's suffice if it reached past its page.
+ * Answers are set in `answers`; the indexes of the others are returned.
+ */
+export function firstPagesFrom(
+  rows: readonly FirstPagesRow[],
+  asks: readonly GroupsOfMemberAsk[],
+  indexes: readonly number[],
+  budget: number,
+  answers: GroupsOfMember[],
+): number[] {
+  const organizations = new Map<string, string>();
+  const links = new Map<string, FirstPagesRow[]>();
+  for (const row of rows) {
+    if (row.m_id !== null) organizations.set(row.m_id, row.m_organizationId!);
+    else links.set(row.pg_member!, [...(links.get(row.pg_member!) ?? []), row]);
+  }
+  const ascending = indexes.length > 0 && asks[indexes[0]].page.order === "asc";
+  const direction = ascending ? 1 : -1;
+  const scanned = rows.filter((r) => r.m_id === null).map((r) => r.pg_member!);
+  const last = scanned.reduce<string | undefined>(
+    (a, b) => (a === undefined || (ascending ? b > a : b < a) ? b : a),
+    undefined,
+  );
+  const complete = (ask: GroupsOfMemberAsk) => {
+    if (scanned.length < budget) return true;
+    const id = ask.membershipId;
+    if (id === last) return (links.get(id)?.length ?? 0) > ask.page.limit;
+    return ascending ? id < last! : id > last!;
+  };
+  const left: number[] = [];
+  for (const i of indexes) {
+    const ask = asks[i];
+    if (!complete(ask)) {
+      left.push(i);
+      continue;
+    }
+    const organizationId = organizations.get(ask.membershipId);
+    // Sorted here, not by the statement: an outer ORDER BY would make MariaDB sort a temporary table.
+    const mine = (organizationId === undefined ? [] : (links.get(ask.membershipId) ?? [])).sort(
+      (a, b) => (a.id! < b.id! ? -direction : direction),
+    );
+    const page = pageOf(mine, ask.page, (r) => r.id!);
+    answers[i] = {
+      membership: organizationId === undefined ? undefined : { organizationId },
+      cursorInOrganization: organizationId !== undefined,
+      page: { ...page, items: page.items.map(groupOfRow) },
+    };
+  }
+  return left;
+}
+
+/** Reads the first pages of `indexes` (asks of one order, no cursor) together; returns those left. */
+async function readFirstPages(
+  db: EntityManager,
+  asks: readonly GroupsOfMemberAsk[],
+  indexes: readonly number[],
+  answers: GroupsOfMember[],
+): Promise<number[]> {
+  const rowsNeeded = new Map<string, number>();
+  for (const i of indexes) {
+    const { membershipId, page } = asks[i];
+    rowsNeeded.set(membershipId, Math.max(rowsNeeded.get(membershipId) ?? 0, page.limit + 1));
+  }
+  let budget = 0;
+  for (const rows of rowsNeeded.values()) budget += Math.max(rows, FIRST_PAGE_LINKS);
+  const { sql, params } = firstPagesStatement(
+    db,
+    [...rowsNeeded.keys()],
+    asks[indexes[0]].page.order,
+    budget,
+  );
+  const rows = await select<FirstPagesRow>(db, sql, params);
+  return firstPagesFrom(rows, asks, indexes, budget, answers);
+}
+
+/** Reads the asks of `indexes` by shape, one statement per shape (see selectParts). */
+async function readPagesByShape(
+  db: EntityManager,
+  asks: readonly GroupsOfMemberAsk[],
+  indexes: readonly number[],
+  answers: GroupsOfMember[],
+): Promise<void> {
+  const shapes = new Map<string, { ask: number; statement: Statement }[]>();
+  for (const ask of indexes) {
+    const statement = groupsOfMemberWithMembershipStatement(
+      db,
+      asks[ask].membershipId,
+      asks[ask].page,
+    );
+    shapes.set(statement.sql, [...(shapes.get(statement.sql) ?? []), { ask, statement }]);
+  }
   await Promise.all(
-    [...shapes.values()].map(async (indexes) => {
-      const { page } = asks[indexes[0]];
+    [...shapes.values()].map(async (same) => {
+      const { page } = asks[same[0].ask];
       const padding = groupsOfMemberWithMembershipStatement(db, "", page);
       const rows = await selectParts<GroupOfMemberRow>(
         db,
-        indexes.map((i) => statements[i]),
+        same.map((s) => s.statement),
         padding,
       );
-      indexes.forEach((ask, i) => (answers[ask] = groupsOfMemberFrom(rows[i], asks[ask].page)));
+      same.forEach(({ ask }, i) => (answers[ask] = groupsOfMemberFrom(rows[i], asks[ask].page)));
     }),
   );
-  return answers;
+}
+
+/** The columns of a select list: its commas outside parentheses, plus one. */
+function columnCount(list: string): number {
+  let depth = 0;
+  let count = 1;
+  for (const c of list) {
+    if (c === "(") depth++;
+    else if (c === ")") depth--;
+    else if (c === "," && depth === 0) count++;
+  }
+  return count;
 }
 
 /** A groupsOfMemberWithMembershipStatement row. */

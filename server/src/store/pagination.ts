@@ -146,11 +146,13 @@ export async function selectCheckedPage<R, T>(
 
 /**
  * Raw rows carry times and BIGINTs as the driver gives them (BIGINT as a
- * string from mysql2 under TypeORM); the domain wants Dates and numbers.
+ * string from mysql2 under TypeORM; MariaDB widens an INT UNSIGNED column of a
+ * UNION to BIGINT); the domain wants Dates and numbers.
  */
 export function reviveRow<T>(row: T): T {
   const r = row as Record<string, unknown>;
   if (typeof r.memberCount === "string") r.memberCount = Number(r.memberCount);
+  if (typeof r.version === "string") r.version = Number(r.version);
   for (const key of ["createdAt", "updatedAt"]) {
     if (r[key] !== undefined && r[key] !== null) r[key] = readTime(r[key] as Date | string);
   }
