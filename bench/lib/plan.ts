@@ -93,7 +93,7 @@ export const HOT_PATHS: HotPath[] = [
     op: "ListGroupsForOrganizationMembership",
     label: "ListGroupsForOrganizationMembership (limit 100)",
     raw: "raw.listGroupsForMembership",
-    rawLabel: "its one prepared SELECT (membership joined to the keyset page)",
+    rawLabel: "its one prepared SELECT (the membership and its first 101 links)",
     writes: false,
   },
   {
