@@ -485,7 +485,7 @@ export async function groupsOfMembers(
   const afterCursor: number[] = [];
   asks.forEach((ask, i) => {
     if (ask.page.before !== undefined || ask.page.after !== undefined) afterCursor.push(i);
-    else firstPages.set(ask.page.order, [...(firstPages.get(ask.page.order) ?? []), i]);
+    else listIn(firstPages, ask.page.order).push(i);
   });
   await Promise.all([
     ...[...firstPages.values()].map(async (indexes) => {
@@ -569,7 +569,7 @@ export function firstPagesFrom(
   const links = new Map<string, FirstPagesRow[]>();
   for (const row of rows) {
     if (row.m_id !== null) organizations.set(row.m_id, row.m_organizationId!);
-    else links.set(row.pg_member!, [...(links.get(row.pg_member!) ?? []), row]);
+    else listIn(links, row.pg_member!).push(row);
   }
   const ascending = indexes.length > 0 && asks[indexes[0]].page.order === "asc";
   const direction = ascending ? 1 : -1;
@@ -644,7 +644,7 @@ async function readPagesByShape(
       asks[ask].membershipId,
       asks[ask].page,
     );
-    shapes.set(statement.sql, [...(shapes.get(statement.sql) ?? []), { ask, statement }]);
+    listIn(shapes, statement.sql).push({ ask, statement });
   }
   await Promise.all(
     [...shapes.values()].map(async (same) => {
@@ -658,6 +658,13 @@ async function readPagesByShape(
       same.forEach(({ ask }, i) => (answers[ask] = groupsOfMemberFrom(rows[i], asks[ask].page)));
     }),
   );
+}
+
+/** The list `map` holds under `key`, made empty if it has none. */
+function listIn<K, V>(map: Map<K, V[]>, key: K): V[] {
+  let list = map.get(key);
+  if (!list) map.set(key, (list = []));
+  return list;
 }
 
 /** The columns of a select list: its commas outside parentheses, plus one. */
