@@ -6,7 +6,12 @@ import {
   SQLITE_MIGRATIONS,
 } from "../../server/src/store/data-source.js";
 import type { DataSource } from "typeorm";
-import { createTestDatabase, TEST_DATABASE, type TestDatabase } from "../support/database.js";
+import {
+  createTestDatabase,
+  storeEnv,
+  TEST_DATABASE,
+  type TestDatabase,
+} from "../support/database.js";
 
 /** The migrations apply on an empty database, undo completely, and apply again (MariaDB and SQLite). */
 let db: TestDatabase;
@@ -21,8 +26,7 @@ afterAll(async () => {
 
 /** A data source on the test database (nothing applied by it) for the duration of `work`. */
 async function withDataSource(work: (ds: DataSource) => Promise<void>): Promise<void> {
-  const env = TEST_DATABASE === "sqlite" ? { SQLITE_PATH: db.url } : { DATABASE_URL: db.url };
-  const ds = createDataSource(loadConfig(env).database);
+  const ds = createDataSource(loadConfig(storeEnv(db)).database);
   await ds.initialize();
   try {
     await work(ds);

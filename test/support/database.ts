@@ -20,6 +20,14 @@ export interface TestDatabase {
 export const TEST_DATABASE = process.env.TEST_DATABASE === "sqlite" ? "sqlite" : "mysql";
 
 /**
+ * The service's settings naming `db` as its store (`params` appended to a
+ * MariaDB DATABASE_URL, e.g. `?socket=…`).
+ */
+export function storeEnv(db: TestDatabase, params = ""): Record<string, string> {
+  return TEST_DATABASE === "sqlite" ? { SQLITE_PATH: db.url } : { DATABASE_URL: db.url + params };
+}
+
+/**
  * A fresh, uniquely named database, dropped by `drop()`: every test file owns
  * its own. With TEST_DATABASE=sqlite it is a SQLite file in a temporary
  * directory (`url` is then its path, for SQLITE_PATH).

@@ -12,7 +12,7 @@ import { loadConfig } from "../../server/src/config.js";
 import type { ReaperOptions } from "../../server/src/domain/reaper.js";
 import type { RelayOptions } from "../../server/src/events/relay.js";
 import { startServer, type RunningServer } from "../../server/src/server.js";
-import { createTestDatabase, TEST_DATABASE, type TestDatabase } from "./database.js";
+import { createTestDatabase, storeEnv, type TestDatabase } from "./database.js";
 
 /** The ways a client can reach the service; tests run the same checks through each. */
 export const DOORS = ["grpc", "connect", "grpc-web"] as const;
@@ -55,9 +55,7 @@ export async function startTestServer(
   const db = await createTestDatabase();
   const apiKey = `test_${randomBytes(16).toString("hex")}`;
   const config = loadConfig({
-    ...(TEST_DATABASE === "sqlite"
-      ? { SQLITE_PATH: db.url }
-      : { DATABASE_URL: db.url + (opts.databaseUrlParams ?? "") }),
+    ...storeEnv(db, opts.databaseUrlParams),
     PORT: "0",
     GRPC_PORT: "0",
     AUTH_BOOTSTRAP_KEY: apiKey,

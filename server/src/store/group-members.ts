@@ -30,9 +30,9 @@ import {
   type CheckedRow,
   keysetStatement,
   MEMBER_COUNT,
-  pageOf,
   MEMBERSHIP_COLUMNS,
   reviveRow,
+  scansAscending,
 } from "./pagination.js";
 
 /** One group's side of a change to its members: which group, which memberships. */
@@ -522,11 +522,8 @@ export function firstPagesStatement(
   order: SortOrder,
   budget: number,
 ): Statement {
-  const ids = padded([...membershipIds]);
+  const ids = padded(membershipIds);
   const direction = order === "asc" ? "ASC" : "DESC";
-  const nulls = Array<string>(1 + columnCount(GROUP_COLUMNS))
-    .fill("NULL")
-    .join(", ");
   return {
     sql:
       "SELECT NULL AS m_id, NULL AS m_organizationId, pg.* FROM (" +
@@ -536,19 +533,25 @@ export function firstPagesStatement(
       `WHERE gm.organization_membership_id IN ${placeholders(ids)} ` +
       `ORDER BY gm.organization_membership_id ${direction}, gm.group_id ${direction} LIMIT ?` +
       ") pg UNION ALL " +
-      `SELECT m.id, m.organization_id, ${nulls} FROM organization_memberships m ` +
+      `SELECT m.id, m.organization_id, ${PAGE_COLUMN_NULLS} FROM organization_memberships m ` +
       "JOIN organizations o ON o.id = m.organization_id AND o.deleted_at IS NULL " +
       `WHERE m.id IN ${placeholders(ids)}`,
     params: [...ids, budget, ...ids],
   };
 }
 
+/** NULL for each page column of firstPagesStatement (pg_member and the group's), on a membership's row. */
+const PAGE_COLUMN_NULLS = Array<string>(1 + columnCount(GROUP_COLUMNS))
+  .fill("NULL")
+  .join(", ");
+
 /** A firstPagesStatement row: a live membership's, or a link's with its group. */
-export type FirstPagesRow = GroupRowOfPage & {
-  m_id: string | null;
-  m_organizationId: string | null;
-  pg_member: string | null;
-};
+export type FirstPagesRow = GroupRowOfPage &
+  CheckedRow & {
+    m_id: string | null;
+    m_organizationId: string | null;
+    pg_member: string | null;
+  };
 
 /**
  * The asks a firstPagesStatement answered, from its rows: `budget` is the
@@ -565,24 +568,25 @@ export function firstPagesFrom(
   budget: number,
   answers: GroupsOfMember[],
 ): number[] {
+  const ascending = indexes.length > 0 && scansAscending(asks[indexes[0]].page);
   const organizations = new Map<string, string>();
   const links = new Map<string, FirstPagesRow[]>();
+  let scanned = 0;
+  // The membership of the scan's last link: the scan ran in membership order.
+  let last = "";
   for (const row of rows) {
-    if (row.m_id !== null) organizations.set(row.m_id, row.m_organizationId!);
-    else listIn(links, row.pg_member!).push(row);
+    if (row.m_id !== null) {
+      organizations.set(row.m_id, row.m_organizationId!);
+      continue;
+    }
+    const id = row.pg_member!;
+    listIn(links, id).push(row);
+    if (scanned++ === 0 || (ascending ? id > last : id < last)) last = id;
   }
-  const ascending = indexes.length > 0 && asks[indexes[0]].page.order === "asc";
-  const direction = ascending ? 1 : -1;
-  const scanned = rows.filter((r) => r.m_id === null).map((r) => r.pg_member!);
-  const last = scanned.reduce<string | undefined>(
-    (a, b) => (a === undefined || (ascending ? b > a : b < a) ? b : a),
-    undefined,
-  );
-  const complete = (ask: GroupsOfMemberAsk) => {
-    if (scanned.length < budget) return true;
-    const id = ask.membershipId;
-    if (id === last) return (links.get(id)?.length ?? 0) > ask.page.limit;
-    return ascending ? id < last! : id > last!;
+  const complete = ({ membershipId: id, page }: GroupsOfMemberAsk) => {
+    if (scanned < budget) return true;
+    if (id === last) return (links.get(id)?.length ?? 0) > page.limit;
+    return ascending ? id < last : id > last;
   };
   const left: number[] = [];
   for (const i of indexes) {
@@ -592,15 +596,11 @@ export function firstPagesFrom(
       continue;
     }
     const organizationId = organizations.get(ask.membershipId);
-    // Sorted here, not by the statement: an outer ORDER BY would make MariaDB sort a temporary table.
-    const mine = (organizationId === undefined ? [] : (links.get(ask.membershipId) ?? [])).sort(
-      (a, b) => (a.id! < b.id! ? -direction : direction),
-    );
-    const page = pageOf(mine, ask.page, (r) => r.id!);
+    const mine = organizationId === undefined ? [] : (links.get(ask.membershipId) ?? []);
     answers[i] = {
       membership: organizationId === undefined ? undefined : { organizationId },
       cursorInOrganization: organizationId !== undefined,
-      page: { ...page, items: page.items.map(groupOfRow) },
+      page: checkedPageOf(mine, ask.page, (r) => r.id, groupOfRow).page,
     };
   }
   return left;
