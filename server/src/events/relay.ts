@@ -68,6 +68,8 @@ export class Relay extends EventEmitter {
   private stopped = true;
   private loop: Promise<void> | undefined;
   private wakeUp: (() => void) | undefined;
+  /** A wake() came while no wait was under way: the round running then may have missed a commit. */
+  private wokenDuringRound = false;
   private prunedAt = 0;
   /** The last event this leader saw stored, while nothing failed since (see publishRound). */
   private lastPublishedId: string | undefined;
@@ -94,9 +96,10 @@ export class Relay extends EventEmitter {
     this.loop = this.run();
   }
 
-  /** Starts a round now instead of at the next poll. */
+  /** Starts a round now instead of at the next poll (or right after the round under way). */
   wake(): void {
-    this.wakeUp?.();
+    if (this.wakeUp) this.wakeUp();
+    else this.wokenDuringRound = true;
   }
 
   /** Finishes the current round, gives up the lease and closes its connection. */
@@ -117,6 +120,7 @@ export class Relay extends EventEmitter {
           continue;
         }
         this.roundStartedAt = Date.now();
+        this.wokenDuringRound = false;
         const { sequenced, unpublished } = await this.sequenceRound();
         const published = this.publisher ? await this.publishRound(unpublished) : 0;
         await this.pruneIfDue();
@@ -135,27 +139,39 @@ export class Relay extends EventEmitter {
     }
   }
 
-  /** Waits `ms`; a wake() (a local commit) ends a wakeable wait early, stop() ends any. */
+  /**
+   * Waits `ms`; a wake() (a local commit) ends a wakeable wait early, stop()
+   * ends any. A commit during the round before it counts as a wake: that
+   * round may have picked its events before the commit.
+   */
   private sleep(ms: number, opts: { wakeable: boolean } = { wakeable: true }): Promise<void> {
     if (this.stopped) return Promise.resolve();
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
+      let timer: NodeJS.Timeout | undefined;
+      const done = () => {
         clearTimeout(timer);
+        if (this.wakeUp === wakeUp) this.wakeUp = undefined;
         resolve();
-      }
-      this.wakeUp = () => {
+      };
+      const wakeUp = () => {
         if (!opts.wakeable && !this.stopped) return;
         this.wakeUp = undefined;
+        clearTimeout(timer);
         // Under a stream of commits, rounds start at most every minRoundGapMs:
         // each round then carries a batch instead of one event, and the relay
         // stops competing with the writes it follows.
         const wait = this.stopped
           ? 0
           : this.opts.minRoundGapMs - (Date.now() - this.roundStartedAt);
-        if (wait > 0) setTimeout(done, wait);
+        if (wait > 0) timer = setTimeout(done, wait);
         else done();
       };
+      timer = setTimeout(done, ms);
+      this.wakeUp = wakeUp;
+      if (opts.wakeable && this.wokenDuringRound) {
+        this.wokenDuringRound = false;
+        wakeUp();
+      }
     });
   }
 
