@@ -16,6 +16,7 @@ import { decodeEvent } from "../clients/src/events/subscriber.js";
 import { deleteStream, SHARED_NATS_URL, uniqueStream } from "../test/support/nats.js";
 import { startTestServer } from "../test/support/server.js";
 import { sleep } from "../test/support/wait.js";
+import { Histogram } from "./lib/histogram.js";
 
 const pairs = Number(process.env.PAIRS ?? 100);
 const { stream, subjectPrefix } = uniqueStream();
@@ -27,14 +28,18 @@ const t = await startTestServer({
 const nc = await connect({ servers: SHARED_NATS_URL });
 /** Group id → [when its CreateGroup answered, which write of its pair]. */
 const answered = new Map<string, [number, 0 | 1]>();
-const latencyMs: [number[], number[]] = [[], []];
+/** Per write of a pair: its events' latencies, and how many took over 100 ms. */
+const latency = [0, 1].map(() => ({ histogram: new Histogram(), over100Ms: 0 }));
 const subscription = nc.subscribe(`${subjectPrefix}.>`);
 void (async () => {
   for await (const m of subscription) {
     const event = decodeEvent(m.data, m.headers?.get("Content-Type"));
     const write =
       event.data.case === "group" ? answered.get(event.data.value.group!.id) : undefined;
-    if (write) latencyMs[write[1]].push(performance.now() - write[0]);
+    if (!write) continue;
+    const ms = performance.now() - write[0];
+    latency[write[1]].histogram.record(ms);
+    if (ms > 100) latency[write[1]].over100Ms++;
   }
 })();
 
@@ -50,22 +55,15 @@ for (let i = 0; i < pairs; i++) {
 }
 await sleep(1000);
 
-const summary = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const q = (p: number) => Number(s[Math.min(s.length - 1, Math.floor(p * s.length))].toFixed(1));
-  return {
-    events: s.length,
-    p50Ms: q(0.5),
-    p99Ms: q(0.99),
-    maxMs: q(1),
-    over100Ms: s.filter((x) => x > 100).length,
-  };
-};
-const results = { pairs, first: summary(latencyMs[0]), second: summary(latencyMs[1]) };
+const [first, second] = latency.map((l) => ({
+  ...l.histogram.summary(),
+  over100Ms: l.over100Ms,
+}));
+const results = { pairs, first, second };
 for (const k of ["first", "second"] as const) {
   const r = results[k];
   console.log(
-    `${k} of each pair: ${r.events}/${pairs} events, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, max ${r.maxMs} ms, ${r.over100Ms} over 100 ms`,
+    `${k} of each pair: ${r.count}/${pairs} events, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, max ${r.maxMs} ms, ${r.over100Ms} over 100 ms`,
   );
 }
 writeFileSync(

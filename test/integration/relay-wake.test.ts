@@ -73,8 +73,6 @@ afterAll(async () => {
   }
 });
 
-const GROUP_COLUMNS = { description: null, memberCount: 0, version: 1 };
-
 describe("the relay, woken by a commit during its round", () => {
   it("publishes that commit's event without waiting for the poll", async () => {
     const log = pino({ level: "silent" });
@@ -98,10 +96,12 @@ describe("the relay, woken by a commit during its round", () => {
     const write = (name: string) => {
       const now = new Date();
       const group = {
-        ...GROUP_COLUMNS,
         id: newId("group"),
         organizationId: newId("organization"),
         name,
+        description: null,
+        memberCount: 0,
+        version: 1,
         createdAt: now,
         updatedAt: now,
       };
