@@ -89,9 +89,12 @@ describe("benchmark smoke", () => {
       expect(c.cpu.sleeps!.mariadb, c.key).toBeGreaterThan(0);
     // MariaDB's counters per call: the raw two-INSERT transaction is four statements writing two rows;
     // every service write writes rows, and a check reads them.
+    // The counters are read as the window opens and closes, so the transactions in flight
+    // then are counted only in part: each per-call figure may fall short by that many.
     const twoInsert = r.cases.find((c) => c.op === "raw.twoInsertTx")!;
-    expect(twoInsert.db?.statements).toBeGreaterThanOrEqual(4);
-    expect(twoInsert.db?.rowsWritten).toBeGreaterThanOrEqual(2);
+    const partial = twoInsert.concurrency / twoInsert.items;
+    expect(twoInsert.db?.statements).toBeGreaterThanOrEqual(4 * (1 - partial));
+    expect(twoInsert.db?.rowsWritten).toBeGreaterThanOrEqual(2 * (1 - partial));
     expect(twoInsert.db?.fsyncs).toBeGreaterThan(0);
     for (const c of r.cases.filter((c) => c.kind === "service" && c.writes))
       expect(c.db?.rowsWritten, c.key).toBeGreaterThan(0);
